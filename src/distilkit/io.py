@@ -25,6 +25,15 @@ def fsync_dir(path: Path) -> None:
             os.close(fd)
 
 
+def fsync_tree(directory: Path) -> None:
+    """fsync every file below ``directory`` (before the rename that publishes it)."""
+    for file in directory.rglob("*"):
+        if file.is_file():
+            with open(file, "rb") as handle:
+                os.fsync(handle.fileno())
+    fsync_dir(directory)
+
+
 def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
     """Write a file through ``write(tmp_path)``, fsync it, then rename it onto ``path``.
 
@@ -94,6 +103,7 @@ def atomic_dir(path: str | Path, overwrite: bool = False) -> Iterator[Path]:
         raise DistilkitError(f"cannot write to {path.parent}: {exc.strerror or exc}") from None
     try:
         yield tmp
+        fsync_tree(tmp)
         old = None
         if path.exists():
             old = path.with_name(f".{path.name}.old-{os.getpid()}")

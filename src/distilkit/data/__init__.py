@@ -1,0 +1,1 @@
+"""Corpus → memory-mapped token arrays → length-grouped, dynamically masked batches."""

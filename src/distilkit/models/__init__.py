@@ -1,0 +1,1 @@
+"""Teacher loading, architecture adaptors, student construction."""

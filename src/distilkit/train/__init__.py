@@ -1,0 +1,1 @@
+"""Training: the general-distillation recipe, the shared step machinery, exact checkpoints."""

@@ -1,0 +1,95 @@
+"""Tiny random models, a tiny WordPiece tokenizer, and tiny token datasets, built in milliseconds."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+WORDS = ["the", "a", "an", "of", "to", "and", "in", "is", "was", "it", "that", "he", "she", "they", "we", "you", "i", "his", "her", "on", "with", "as", "for", "at", "by", "from", "this", "be", "had", "not", "but", "have", "are", "were", "which", "one", "all", "said", "so", "were", "there", "their", "what", "up", "out", "when", "would", "them", "more", "no", "if", "time", "man", "could", "like", "into", "very", "then", "some", "my", "about", "over", "little", "only", "upon", "great", "good", "old", "any", "know", "see", "now", "sea", "ship", "whale", "day", "night", "long", "way", "well", "house", "love", "heart", "mother", "sister"]
+VOCAB = (
+    SPECIALS
+    + sorted(set(WORDS))
+    + [f"##{c}" for c in "abcdefghijklmnopqrstuvwxyz"]
+    + list("abcdefghijklmnopqrstuvwxyz.,!?")
+)
+
+
+def make_tokenizer(directory: Path):
+    """A fast BERT-style WordPiece tokenizer over ~150 tokens, saved with save_pretrained."""
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
+    from transformers import BertTokenizerFast
+
+    vocab = {token: i for i, token in enumerate(VOCAB)}
+    backend = Tokenizer(models.WordPiece(vocab, unk_token="[UNK]"))
+    backend.normalizer = normalizers.BertNormalizer(lowercase=True)
+    backend.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    backend.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1",
+        special_tokens=[("[CLS]", vocab["[CLS]"]), ("[SEP]", vocab["[SEP]"])],
+    )  # fmt: skip
+    backend.decoder = decoders.WordPiece()
+    tokenizer = BertTokenizerFast(
+        tokenizer_object=backend, unk_token="[UNK]", sep_token="[SEP]", pad_token="[PAD]",
+        cls_token="[CLS]", mask_token="[MASK]",
+    )  # fmt: skip
+    directory.mkdir(parents=True, exist_ok=True)
+    tokenizer.save_pretrained(directory)
+    return tokenizer
+
+
+def tiny_config(kind: str = "bert", layers: int = 4, hidden: int = 32, heads: int = 2, dropout: float = 0.0):
+    from transformers import BertConfig, DistilBertConfig, RobertaConfig
+
+    common = {"vocab_size": len(VOCAB), "max_position_embeddings": 64, "pad_token_id": 0}
+    if kind == "distilbert":
+        return DistilBertConfig(
+            dim=hidden, n_layers=layers, n_heads=heads, hidden_dim=2 * hidden, dropout=dropout,
+            attention_dropout=dropout, **common,
+        )  # fmt: skip
+    cls = RobertaConfig if kind == "roberta" else BertConfig
+    extra = {"max_position_embeddings": 66, "pad_token_id": 1} if kind == "roberta" else {}
+    return cls(
+        **{**common, **extra}, hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads,
+        intermediate_size=2 * hidden, hidden_dropout_prob=dropout, attention_probs_dropout_prob=dropout,
+    )  # fmt: skip
+
+
+def make_model(directory: Path, kind: str = "bert", mlm: bool = True, seed: int = 0, **kwargs):
+    """Save a tiny random model (+ tokenizer) to ``directory`` and return it."""
+    from transformers import AutoModel, AutoModelForMaskedLM
+
+    torch.manual_seed(seed)
+    config = tiny_config(kind, **kwargs)
+    model = (AutoModelForMaskedLM if mlm else AutoModel).from_config(config)
+    directory.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(directory)
+    make_tokenizer(directory)
+    return model
+
+
+def write_token_data(directory: Path, n_sequences: int = 64, seed: int = 0, min_len: int = 6, max_len: int = 24):
+    """A token dataset in ``prepare``'s format with random words between [CLS] and [SEP]."""
+    rng = np.random.default_rng(seed)
+    word_ids = np.arange(len(SPECIALS), len(SPECIALS) + len(set(WORDS)))
+    sequences = []
+    for _ in range(n_sequences):
+        body = rng.choice(word_ids, size=int(rng.integers(min_len, max_len - 1)))
+        sequences.append(np.concatenate([[2], body, [3]]).astype(np.uint16))
+    directory.mkdir(parents=True, exist_ok=True)
+    flat = np.concatenate(sequences)
+    flat.tofile(directory / "tokens.bin")
+    np.save(directory / "offsets.npy", np.concatenate([[0], np.cumsum([len(s) for s in sequences])]).astype(np.int64))
+    np.save(directory / "token_counts.npy", np.bincount(flat, minlength=len(VOCAB)).astype(np.int64))
+    meta = {
+        "format": "distilkit-tokens/1", "dtype": "uint16", "n_sequences": n_sequences, "n_tokens": len(flat),
+        "vocab_size": len(VOCAB), "max_len": max_len,
+        "special_ids": {"pad": 0, "unk": 1, "cls": 2, "sep": 3, "mask": 4}, "special_token_ids": [0, 1, 2, 3, 4],
+        "tokenizer": "tiny", "sources": [], "lines_read": n_sequences, "lines_skipped": 0, "seconds": 0.0,
+        "tokens_per_second": 0.0,
+    }  # fmt: skip
+    (directory / "meta.json").write_text(json.dumps(meta))
+    return directory
