@@ -9,7 +9,12 @@ import numpy as np
 import torch
 
 SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-WORDS = ["the", "a", "an", "of", "to", "and", "in", "is", "was", "it", "that", "he", "she", "they", "we", "you", "i", "his", "her", "on", "with", "as", "for", "at", "by", "from", "this", "be", "had", "not", "but", "have", "are", "were", "which", "one", "all", "said", "so", "were", "there", "their", "what", "up", "out", "when", "would", "them", "more", "no", "if", "time", "man", "could", "like", "into", "very", "then", "some", "my", "about", "over", "little", "only", "upon", "great", "good", "old", "any", "know", "see", "now", "sea", "ship", "whale", "day", "night", "long", "way", "well", "house", "love", "heart", "mother", "sister"]
+WORDS = (
+    "the a an of to and in is was it that he she they we you i his her on with as for at by from this be "
+    "had not but have are were which one all said so were there their what up out when would them more "
+    "no if time man could like into very then some my about over little only upon great good old any "
+    "know see now sea ship whale day night long way well house love heart mother sister "
+).split()
 VOCAB = (
     SPECIALS
     + sorted(set(WORDS))

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import copy
 import logging
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,7 +16,7 @@ import numpy as np
 from torch import nn
 
 from distilkit.errors import ConfigError, ModelError
-from distilkit.models.teacher import arch_of, layer_index, load_model, load_tokenizer, num_layers
+from distilkit.models.teacher import arch_of, layer_index, load_model, load_tokenizer, num_layers, with_layer_index
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +66,7 @@ def build_student(teacher: nn.Module, layers: list[int]) -> nn.Module:
         index = layer_index(key, arch)
         source = key
         if index is not None:  # rewrite only the layer index matched by the architecture's regex
-            source = re.sub(arch.layer_key, lambda m: m.group(0).replace(m.group(1), str(layers[index])), key, count=1)
+            source = with_layer_index(key, arch, layers[index])
         if source not in teacher_state:
             raise ModelError(f"teacher has no tensor '{source}' for student tensor '{key}'")
         student_state[key] = teacher_state[source].clone()

@@ -70,6 +70,12 @@ def layer_index(key: str, arch: Arch) -> int | None:
     return int(match.group(1)) if match else None
 
 
+def with_layer_index(key: str, arch: Arch, index: int) -> str:
+    """``key`` with its layer index (as matched by the architecture's regex) replaced by ``index``."""
+    match = re.search(arch.layer_key, key)
+    return key if match is None else f"{key[: match.start(1)]}{index}{key[match.end(1) :]}"
+
+
 def resolve_model_path(name_or_path: str | Path) -> str:
     """Map the embedded default's name to its installed folder; check local dirs; pass hub names through."""
     text = str(name_or_path)

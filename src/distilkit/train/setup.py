@@ -117,7 +117,8 @@ def check_compatible(teacher: nn.Module, student: nn.Module, meta: dict, objecti
         ]
         if heads[0] != heads[1]:
             raise ModelError(
-                f"teacher ({heads[0]}) and student ({heads[1]}) attention heads differ — the attention term needs them equal"
+                f"teacher ({heads[0]}) and student ({heads[1]}) attention heads differ — "
+                "the attention term needs them equal"
             )
 
 
