@@ -76,10 +76,17 @@ def make_model(directory: Path, kind: str = "bert", mlm: bool = True, seed: int 
     return model
 
 
-def write_token_data(directory: Path, n_sequences: int = 64, seed: int = 0, min_len: int = 6, max_len: int = 24):
+def write_token_data(
+    directory: Path,
+    n_sequences: int = 64,
+    seed: int = 0,
+    min_len: int = 6,
+    max_len: int = 24,
+    n_words: int | None = None,
+):
     """A token dataset in ``prepare``'s format with random words between [CLS] and [SEP]."""
     rng = np.random.default_rng(seed)
-    word_ids = np.arange(len(SPECIALS), len(SPECIALS) + len(set(WORDS)))
+    word_ids = np.arange(len(SPECIALS), len(SPECIALS) + (n_words or len(set(WORDS))))
     sequences = []
     for _ in range(n_sequences):
         body = rng.choice(word_ids, size=int(rng.integers(min_len, max_len - 1)))

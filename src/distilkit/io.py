@@ -95,7 +95,9 @@ def atomic_dir(path: str | Path, overwrite: bool = False) -> Iterator[Path]:
     """
     path = Path(path)
     if path.exists() and not overwrite and any(path.iterdir()):
-        raise DistilkitError(f"output directory {path} already exists and is not empty — choose another --out or pass --overwrite")
+        raise DistilkitError(
+            f"output directory {path} already exists and is not empty — choose another --out or pass --overwrite"
+        )
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))

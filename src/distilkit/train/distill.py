@@ -165,9 +165,9 @@ def _distill(config: DistillConfig, runtime: loop.Runtime, emit: Callable[[dict]
         check_resumable(state, plan.global_batch, config)
         loop.set_rng_state(rng)
         step, skipped = state["step"], state["skipped_steps"]
-        if runtime.is_main:
-            trim_log(out / "metrics.jsonl", step)
         emit({"event": "resumed", "step": step, "checkpoint": str(latest)})
+    if config.resume and runtime.is_main:
+        trim_log(out / "metrics.jsonl", step)  # lines logged after the checkpoint will be written again
     writer = open_tensorboard(out, step) if config.tensorboard and runtime.is_main else None
 
     def save_checkpoint() -> None:

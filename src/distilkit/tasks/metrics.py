@@ -1,0 +1,334 @@
+"""Task metrics in numpy — the one implementation of each GLUE, SQuAD and NER score distilkit reports.
+
+Scales follow each benchmark's reference implementation: GLUE metrics and entity F1 are fractions
+(accuracy/F1 in [0, 1], correlations in [-1, 1], as sklearn/scipy/seqeval return them); SQuAD EM/F1
+are percentages in [0, 100], as the official v1.1 evaluation script prints them. `main_score` turns a
+task's metrics into its single headline number (the GLUE-paper convention), which is what
+"quality retained" (student score / teacher score) divides.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import string
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from types import MappingProxyType
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+from distilkit.errors import ConfigError
+
+logger = logging.getLogger(__name__)
+
+
+# ---------------------------------------------------------------------------------------------
+# Task table
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TaskMetrics:
+    """Which metrics a task reports (`metrics`, in order) and which of them average into its main score."""
+
+    metrics: tuple[str, ...]
+    main: tuple[str, ...]
+
+
+# Main score = mean of `main`, the GLUE convention (Wang et al. 2019, §3 / leaderboard): MRPC and QQP
+# average F1 and accuracy, STS-B averages Pearson and Spearman; every other task has one metric.
+TASK_METRICS: Mapping[str, TaskMetrics] = MappingProxyType(
+    {
+        "cola": TaskMetrics(("matthews",), ("matthews",)),
+        "sst2": TaskMetrics(("accuracy",), ("accuracy",)),
+        "mrpc": TaskMetrics(("f1", "accuracy"), ("f1", "accuracy")),
+        "stsb": TaskMetrics(("pearson", "spearman"), ("pearson", "spearman")),
+        "qqp": TaskMetrics(("f1", "accuracy"), ("f1", "accuracy")),
+        "mnli": TaskMetrics(("accuracy",), ("accuracy",)),
+        "qnli": TaskMetrics(("accuracy",), ("accuracy",)),
+        "rte": TaskMetrics(("accuracy",), ("accuracy",)),
+        "wnli": TaskMetrics(("accuracy",), ("accuracy",)),
+        "squad": TaskMetrics(("exact_match", "f1"), ("f1",)),
+        "conll2003": TaskMetrics(("precision", "recall", "f1"), ("f1",)),
+    }
+)
+
+# Spellings accepted besides the canonical keys, after `squash_task_name` (lower-case, alphanumerics only).
+_TASK_ALIASES = MappingProxyType(
+    {
+        "sst": "sst2",
+        "sts": "stsb",
+        "mnlim": "mnli",
+        "mnlimatched": "mnli",
+        "mnlimm": "mnli",
+        "mnlimismatched": "mnli",
+        "squad1": "squad",
+        "squad11": "squad",
+        "squadv1": "squad",
+        "squadv11": "squad",
+        "conll": "conll2003",
+        "conll03": "conll2003",
+        "ner": "conll2003",
+    }
+)
+
+
+def squash_task_name(name: str) -> str:
+    """Lower-case `name` and drop everything but letters and digits: "SST-2" → "sst2", "MNLI-mm" → "mnlimm"."""
+    return "".join(ch for ch in name.lower() if ch.isalnum())
+
+
+def canonical_task(name: str) -> str:
+    """The `TASK_METRICS` key for any accepted spelling of a task ("SST-2", "sts-b", "squad1.1", "ner", ...).
+    Raises ConfigError naming the valid tasks when `name` is unknown."""
+    key = squash_task_name(name)
+    key = _TASK_ALIASES.get(key, key)
+    if key not in TASK_METRICS:
+        raise ConfigError(f"unknown task {name!r} — choose one of: {', '.join(TASK_METRICS)}")
+    return key
+
+
+def main_score(task: str, metrics: Mapping[str, float]) -> float:
+    """The task's headline score: the mean of its `TASK_METRICS[task].main` entries in `metrics`.
+
+    GLUE convention: CoLA → Matthews; SST-2/MNLI/QNLI/RTE/WNLI → accuracy; MRPC/QQP → (F1 + accuracy)/2;
+    STS-B → (Pearson + Spearman)/2; SQuAD → F1; CoNLL-2003 → entity F1. The result keeps the scale of
+    `metrics` (fractions for GLUE/NER, percentages for SQuAD)."""
+    spec = TASK_METRICS[canonical_task(task)]
+    return float(np.mean([metrics[name] for name in spec.main]))
+
+
+def glue_metrics(task: str, predictions: ArrayLike, labels: ArrayLike) -> dict[str, float]:
+    """Every metric `TASK_METRICS` lists for a GLUE task, keyed by name.
+
+    predictions: (n,) class ids, or (n, num_labels) logits (argmax is taken); for STS-B (n,) or (n, 1) scores.
+    labels: (n,) gold class ids (floats for STS-B)."""
+    key = canonical_task(task)
+    if key in ("squad", "conll2003"):
+        raise ValueError(f"{task} is not a GLUE task: use squad_metrics / entity_scores")
+    predicted = np.asarray(predictions)
+    if key == "stsb":
+        predicted = predicted.reshape(len(predicted), -1)[:, 0] if predicted.ndim == 2 else predicted
+    elif predicted.ndim == 2:
+        predicted = predicted.argmax(axis=-1)
+    functions = {
+        "accuracy": accuracy,
+        "f1": binary_f1,
+        "matthews": matthews_corrcoef,
+        "pearson": pearson,
+        "spearman": spearman,
+    }
+    return {name: functions[name](predicted, labels) for name in TASK_METRICS[key].metrics}
+
+
+# ---------------------------------------------------------------------------------------------
+# Classification and regression (GLUE)
+# ---------------------------------------------------------------------------------------------
+
+
+def _paired(predictions: ArrayLike, labels: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
+    predicted, gold = np.asarray(predictions).ravel(), np.asarray(labels).ravel()
+    if predicted.shape != gold.shape or predicted.size == 0:
+        raise ValueError(f"need equally many predictions and labels, got {predicted.size} and {gold.size}")
+    return predicted, gold
+
+
+def accuracy(predictions: ArrayLike, labels: ArrayLike) -> float:
+    """Fraction of positions where prediction == label. predictions, labels: (n,) class ids."""
+    predicted, gold = _paired(predictions, labels)
+    return float(np.mean(predicted == gold))
+
+
+def binary_f1(predictions: ArrayLike, labels: ArrayLike) -> float:
+    """F1 of the positive class 1: 2·TP / (2·TP + FP + FN); 0 when there is no positive anywhere
+    (sklearn `f1_score(average="binary")` with zero_division=0). predictions, labels: (n,) ids in {0, 1}."""
+    predicted, gold = _paired(predictions, labels)
+    true_positive = np.sum((predicted == 1) & (gold == 1))
+    false_positive = np.sum((predicted == 1) & (gold != 1))
+    false_negative = np.sum((predicted != 1) & (gold == 1))
+    denominator = 2 * true_positive + false_positive + false_negative
+    return float(2 * true_positive / denominator) if denominator else 0.0
+
+
+def matthews_corrcoef(predictions: ArrayLike, labels: ArrayLike) -> float:
+    """Matthews correlation, sklearn's multiclass definition (Gorodkin 2004), which is the usual
+    (TP·TN − FP·FN)/√(…) for two classes. With confusion matrix C (rows gold, columns predicted),
+    t = row sums, p = column sums, c = trace, s = total:
+        MCC = (c·s − t·p) / √((s² − p·p)(s² − t·t)),
+    and 0 when the denominator is 0 (e.g. a constant prediction). predictions, labels: (n,) class ids."""
+    predicted, gold = _paired(predictions, labels)
+    classes, encoded = np.unique(np.concatenate([gold, predicted]), return_inverse=True)
+    gold_ids, predicted_ids = encoded[: len(gold)], encoded[len(gold) :]
+    confusion = np.zeros((len(classes), len(classes)), dtype=np.float64)
+    np.add.at(confusion, (gold_ids, predicted_ids), 1.0)
+    gold_totals, predicted_totals = confusion.sum(axis=1), confusion.sum(axis=0)
+    correct, total = np.trace(confusion), confusion.sum()
+    covariance = correct * total - gold_totals @ predicted_totals
+    variance_predicted = total**2 - predicted_totals @ predicted_totals
+    variance_gold = total**2 - gold_totals @ gold_totals
+    if variance_predicted * variance_gold == 0:
+        return 0.0
+    return float(covariance / np.sqrt(variance_predicted * variance_gold))
+
+
+def pearson(predictions: ArrayLike, labels: ArrayLike) -> float:
+    """Pearson correlation of two (n,) real vectors; 0 when either is constant (undefined, scipy gives nan —
+    a constant regressor carries no correlation, and 0 keeps averages finite)."""
+    predicted, gold = _paired(predictions, labels)
+    predicted_centred = predicted.astype(np.float64) - predicted.mean()
+    gold_centred = gold.astype(np.float64) - gold.mean()
+    denominator = np.sqrt((predicted_centred @ predicted_centred) * (gold_centred @ gold_centred))
+    if denominator == 0:
+        return 0.0
+    return float(np.clip(predicted_centred @ gold_centred / denominator, -1.0, 1.0))
+
+
+def rankdata(values: ArrayLike) -> np.ndarray:
+    """1-based ranks of a (n,) vector; tied values share the mean of their ranks (scipy's "average" method):
+    rankdata([10, 20, 20, 30]) == [1, 2.5, 2.5, 4]."""
+    flat = np.asarray(values, dtype=np.float64).ravel()
+    order = np.argsort(flat, kind="mergesort")
+    ordered = flat[order]
+    starts_run = np.concatenate([[True], ordered[1:] != ordered[:-1]])
+    run_of_position = np.cumsum(starts_run) - 1
+    run_starts = np.flatnonzero(starts_run)
+    run_ends = np.append(run_starts[1:], len(flat))  # exclusive
+    mean_rank_of_run = (run_starts + run_ends - 1) / 2.0 + 1.0
+    ranks = np.empty(len(flat), dtype=np.float64)
+    ranks[order] = mean_rank_of_run[run_of_position]
+    return ranks
+
+
+def spearman(predictions: ArrayLike, labels: ArrayLike) -> float:
+    """Spearman rank correlation: Pearson of the average ranks (ties share a rank), as scipy.stats.spearmanr.
+    predictions, labels: (n,) real vectors; 0 when either is constant."""
+    predicted, gold = _paired(predictions, labels)
+    return pearson(rankdata(predicted), rankdata(gold))
+
+
+# ---------------------------------------------------------------------------------------------
+# SQuAD v1.1 (official evaluate-v1.1.py)
+# ---------------------------------------------------------------------------------------------
+
+_ARTICLES = re.compile(r"\b(a|an|the)\b")
+_PUNCTUATION = frozenset(string.punctuation)
+
+
+def normalize_answer(text: str) -> str:
+    """SQuAD v1.1 normalisation: lower-case, drop ASCII punctuation, drop the articles a/an/the,
+    collapse whitespace — in the official script's order. "The  Cat!" → "cat"."""
+    lowered = text.lower()
+    without_punctuation = "".join(ch for ch in lowered if ch not in _PUNCTUATION)
+    without_articles = _ARTICLES.sub(" ", without_punctuation)
+    return " ".join(without_articles.split())
+
+
+def _token_f1(prediction: str, gold: str) -> float:
+    predicted_tokens = normalize_answer(prediction).split()
+    gold_tokens = normalize_answer(gold).split()
+    overlap = sum((Counter(predicted_tokens) & Counter(gold_tokens)).values())
+    if overlap == 0:
+        return 0.0
+    precision, recall = overlap / len(predicted_tokens), overlap / len(gold_tokens)
+    return 2 * precision * recall / (precision + recall)
+
+
+def answer_exact_match(prediction: str, gold_answers: Sequence[str]) -> float:
+    """1.0 when the normalised prediction equals any normalised gold answer, else 0.0."""
+    if not gold_answers:
+        raise ValueError("gold_answers is empty")
+    return max(float(normalize_answer(prediction) == normalize_answer(gold)) for gold in gold_answers)
+
+
+def answer_f1(prediction: str, gold_answers: Sequence[str]) -> float:
+    """Best bag-of-tokens F1 of the normalised prediction against any gold answer, in [0, 1]."""
+    if not gold_answers:
+        raise ValueError("gold_answers is empty")
+    return max(_token_f1(prediction, gold) for gold in gold_answers)
+
+
+def squad_metrics(predictions: Mapping[str, str], references: Mapping[str, Sequence[str]]) -> dict[str, float]:
+    """Official SQuAD v1.1 scores: {"exact_match", "f1"} in [0, 100], averaged over every question in
+    `references` (id → gold answer texts). A question without a prediction scores 0, as in the official
+    script (logged as a warning); predictions for ids not in `references` are ignored."""
+    if not references:
+        raise ValueError("references is empty")
+    missing = [question_id for question_id in references if question_id not in predictions]
+    if missing:
+        logger.warning("%d of %d questions have no prediction and score 0", len(missing), len(references))
+    exact = f1 = 0.0
+    for question_id, gold_answers in references.items():
+        if question_id in predictions:
+            exact += answer_exact_match(predictions[question_id], gold_answers)
+            f1 += answer_f1(predictions[question_id], gold_answers)
+    return {"exact_match": 100.0 * exact / len(references), "f1": 100.0 * f1 / len(references)}
+
+
+# ---------------------------------------------------------------------------------------------
+# Entity-level NER scores (conlleval / seqeval default mode)
+# ---------------------------------------------------------------------------------------------
+
+
+def _split_tag(tag: str) -> tuple[str, str]:
+    if tag == "O":
+        return "O", ""
+    prefix, _, entity_type = tag.partition("-")
+    if prefix not in ("B", "I", "E", "S") or not entity_type:
+        raise ValueError(f"tag {tag!r} is not O or <B|I|E|S>-<TYPE>")
+    return prefix, entity_type
+
+
+def _ends_entity(previous: str, current: str, previous_type: str, current_type: str) -> bool:
+    if previous in ("E", "S"):
+        return True
+    if previous in ("B", "I") and current in ("B", "S", "O"):
+        return True
+    return previous != "O" and previous_type != current_type
+
+
+def _starts_entity(previous: str, current: str, previous_type: str, current_type: str) -> bool:
+    if current in ("B", "S"):
+        return True
+    if previous in ("E", "S", "O") and current in ("I", "E"):
+        return True
+    return current != "O" and previous_type != current_type
+
+
+def extract_entities(tags: Sequence[str]) -> list[tuple[str, int, int]]:
+    """Entities of one sentence as (type, first, last) word indices (last inclusive), conlleval's rules:
+    an entity starts at B-/S-, or at an I-/E- that follows O, E-, S- or a different type; it ends before
+    O, B-, S- or a type change. So IOB1 ("I-PER I-PER B-PER") and IOB2 ("B-PER I-PER") both decode, and
+    a stray I- tag starts a new entity. Raises ValueError on a tag that is not O or X-TYPE."""
+    entities: list[tuple[str, int, int]] = []
+    previous, previous_type, start = "O", "", 0
+    for position, tag in enumerate([*tags, "O"]):  # the trailing O closes a final entity
+        current, current_type = _split_tag(tag)
+        if _ends_entity(previous, current, previous_type, current_type):
+            entities.append((previous_type, start, position - 1))
+        if _starts_entity(previous, current, previous_type, current_type):
+            start = position
+        previous, previous_type = current, current_type
+    return entities
+
+
+def entity_scores(gold_tags: Sequence[Sequence[str]], predicted_tags: Sequence[Sequence[str]]) -> dict[str, float]:
+    """Micro-averaged entity-level {"precision", "recall", "f1"} in [0, 1] over sentences, as conlleval and
+    seqeval's default mode: an entity counts as correct only when its type, start and end all match.
+    gold_tags, predicted_tags: one tag sequence per sentence, equal lengths pairwise. Each is 0 when undefined."""
+    if len(gold_tags) != len(predicted_tags):
+        raise ValueError(f"{len(gold_tags)} gold sentences but {len(predicted_tags)} predicted")
+    gold_entities: set[tuple[int, str, int, int]] = set()
+    predicted_entities: set[tuple[int, str, int, int]] = set()
+    for index, (gold, predicted) in enumerate(zip(gold_tags, predicted_tags, strict=True)):
+        if len(gold) != len(predicted):
+            raise ValueError(f"sentence {index}: {len(gold)} gold tags but {len(predicted)} predicted")
+        gold_entities.update((index, *entity) for entity in extract_entities(gold))
+        predicted_entities.update((index, *entity) for entity in extract_entities(predicted))
+    correct = len(gold_entities & predicted_entities)
+    precision = correct / len(predicted_entities) if predicted_entities else 0.0
+    recall = correct / len(gold_entities) if gold_entities else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return {"precision": precision, "recall": recall, "f1": f1}

@@ -1,0 +1,179 @@
+"""Metrics against values worked out by hand."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from distilkit.errors import ConfigError
+from distilkit.tasks.metrics import (
+    TASK_METRICS,
+    accuracy,
+    answer_exact_match,
+    answer_f1,
+    binary_f1,
+    canonical_task,
+    entity_scores,
+    extract_entities,
+    glue_metrics,
+    main_score,
+    matthews_corrcoef,
+    normalize_answer,
+    pearson,
+    rankdata,
+    spearman,
+    squad_metrics,
+)
+
+
+def test_accuracy():
+    assert accuracy([1, 0, 1, 1], [1, 1, 1, 0]) == 0.5
+
+
+def test_accuracy_rejects_length_mismatch():
+    with pytest.raises(ValueError, match="3 and 2"):
+        accuracy([1, 0, 1], [1, 0])
+
+
+def test_binary_f1_positive_class_one():
+    # TP = 2 (positions 0, 4), FP = 1 (position 1), FN = 1 (position 2): F1 = 2·2 / (2·2 + 1 + 1) = 2/3
+    assert binary_f1([1, 1, 0, 0, 1], [1, 0, 1, 0, 1]) == pytest.approx(2 / 3)
+
+
+def test_binary_f1_is_zero_without_positives():
+    assert binary_f1([0, 0, 0], [0, 0, 0]) == 0.0
+
+
+def test_matthews_binary_by_hand():
+    # TP = 3, TN = 4, FP = 1, FN = 2:
+    # MCC = (3·4 − 1·2) / √((3+1)(3+2)(4+1)(4+2)) = 10 / √600
+    gold = [1, 1, 1, 1, 1, 0, 0, 0, 0, 0]
+    predicted = [1, 1, 1, 0, 0, 0, 0, 0, 0, 1]
+    assert matthews_corrcoef(predicted, gold) == pytest.approx(10 / math.sqrt(600))
+
+
+def test_matthews_multiclass_by_hand():
+    # Confusion (rows gold, columns predicted): [[1,1,0],[0,2,0],[1,0,1]]; t = (2,2,2), p = (2,3,1), c = 4, s = 6
+    # MCC = (4·6 − (4+6+2)) / √((36 − (4+9+1)) · (36 − 12)) = 12 / √(22·24)
+    gold = [0, 0, 1, 1, 2, 2]
+    predicted = [0, 1, 1, 1, 2, 0]
+    assert matthews_corrcoef(predicted, gold) == pytest.approx(12 / math.sqrt(22 * 24))
+
+
+def test_matthews_extremes_and_undefined():
+    assert matthews_corrcoef([0, 1, 0, 1], [0, 1, 0, 1]) == pytest.approx(1.0)
+    assert matthews_corrcoef([1, 0, 1, 0], [0, 1, 0, 1]) == pytest.approx(-1.0)
+    assert matthews_corrcoef([1, 1, 1, 1], [0, 1, 0, 1]) == 0.0  # constant prediction: undefined → 0
+
+
+def test_pearson_by_hand():
+    # x − x̄ = (−1, 0, 1), y − ȳ = (−5/3, −2/3, 7/3): r = 4 / √(2 · 78/9)
+    assert pearson([1, 2, 3], [1, 2, 5]) == pytest.approx(4 / math.sqrt(2 * 78 / 9))
+    assert pearson([2, 2, 2], [1, 2, 3]) == 0.0
+
+
+def test_rankdata_averages_ties():
+    np.testing.assert_array_equal(rankdata([10, 20, 20, 30]), [1, 2.5, 2.5, 4])
+    np.testing.assert_array_equal(rankdata([3, 1, 3, 3]), [3, 1, 3, 3])  # ranks 2, 3, 4 share 3
+
+
+def test_spearman_with_ties_by_hand():
+    # ranks x = (1, 2.5, 2.5, 4), y = (1, 3, 2, 4); centred: (−1.5, 0, 0, 1.5) and (−1.5, .5, −.5, 1.5)
+    # ρ = 4.5 / √(4.5 · 5)
+    assert spearman([1, 2, 2, 3], [1, 3, 2, 4]) == pytest.approx(4.5 / math.sqrt(4.5 * 5))
+    assert spearman([1, 2, 3, 4], [10, 20, 35, 1000]) == pytest.approx(1.0)  # monotone, not linear
+
+
+@pytest.mark.parametrize(
+    ("text", "normalised"),
+    [
+        ("The  Cat!", "cat"),
+        ("an Apple, a day", "apple day"),
+        ("theater", "theater"),  # articles only as whole words
+        ("  Denver   Broncos. ", "denver broncos"),
+    ],
+)
+def test_normalize_answer(text, normalised):
+    assert normalize_answer(text) == normalised
+
+
+def test_answer_exact_match_takes_the_best_gold():
+    assert answer_exact_match("The Cat", ["dog", "cat"]) == 1.0
+    assert answer_exact_match("cat sat", ["cat"]) == 0.0
+
+
+def test_answer_f1_token_overlap():
+    # "big red cat" vs "red cat sat": 2 common tokens, precision = recall = 2/3 → F1 = 2/3 ("the" is dropped)
+    assert answer_f1("the big red cat", ["red cat sat"]) == pytest.approx(2 / 3)
+    assert answer_f1("the big red cat", ["red cat sat", "big red cat"]) == 1.0
+    assert answer_f1("dog", ["cat"]) == 0.0
+
+
+def test_squad_metrics_counts_missing_predictions_as_zero():
+    references = {"q1": ["Denver Broncos"], "q2": ["Santa Clara"], "q3": ["gold"]}
+    predictions = {"q1": "the Denver Broncos", "q2": "Santa Clara, California"}
+    # q1: EM 1, F1 1; q2: EM 0, F1 = 2·(2/3·1)/(2/3+1) = 0.8; q3 missing: 0 — averaged ×100
+    scores = squad_metrics(predictions, references)
+    assert scores["exact_match"] == pytest.approx(100 / 3)
+    assert scores["f1"] == pytest.approx(100 * 1.8 / 3)
+
+
+def test_extract_entities_conlleval_rules():
+    assert extract_entities(["B-PER", "I-PER", "O", "B-LOC"]) == [("PER", 0, 1), ("LOC", 3, 3)]
+    assert extract_entities(["O", "I-PER", "I-PER"]) == [("PER", 1, 2)]  # stray I- starts an entity
+    assert extract_entities(["I-PER", "I-LOC"]) == [("PER", 0, 0), ("LOC", 1, 1)]  # type change splits
+    assert extract_entities(["I-PER", "B-PER"]) == [("PER", 0, 0), ("PER", 1, 1)]  # IOB1 adjacent entities
+    with pytest.raises(ValueError, match="PER"):
+        extract_entities(["PER"])
+
+
+def test_entity_scores_iob2_boundary_error():
+    gold = [["B-PER", "I-PER", "O", "B-LOC", "O", "B-ORG", "I-ORG"]]
+    predicted = [["B-PER", "O", "O", "B-LOC", "O", "B-ORG", "I-ORG"]]
+    # gold PER(0,1) LOC(3) ORG(5,6); predicted PER(0,0) LOC(3) ORG(5,6): 2 of 3 correct each way
+    scores = entity_scores(gold, predicted)
+    assert scores == pytest.approx({"precision": 2 / 3, "recall": 2 / 3, "f1": 2 / 3})
+
+
+def test_entity_scores_iob1():
+    gold = [["I-PER", "I-PER", "B-PER", "O", "I-LOC"]]  # PER(0,1) PER(2,2) LOC(4,4)
+    predicted = [["I-PER", "I-PER", "I-PER", "O", "I-LOC"]]  # PER(0,2) LOC(4,4)
+    # correct: LOC only → P = 1/2, R = 1/3, F1 = 2·(1/6)/(5/6) = 0.4
+    scores = entity_scores(gold, predicted)
+    assert scores == pytest.approx({"precision": 0.5, "recall": 1 / 3, "f1": 0.4})
+
+
+def test_entity_scores_are_per_sentence_and_zero_when_undefined():
+    # the same span in different sentences is a different entity
+    assert entity_scores([["B-PER"], ["O"]], [["O"], ["B-PER"]])["f1"] == 0.0
+    assert entity_scores([["O"]], [["O"]]) == {"precision": 0.0, "recall": 0.0, "f1": 0.0}
+    with pytest.raises(ValueError, match="sentence 0"):
+        entity_scores([["O", "O"]], [["O"]])
+
+
+def test_task_table_and_main_score():
+    assert set(TASK_METRICS) >= {"cola", "sst2", "mrpc", "stsb", "qqp", "mnli", "qnli", "rte", "wnli"}
+    assert main_score("MRPC", {"f1": 0.9, "accuracy": 0.8}) == pytest.approx(0.85)
+    assert main_score("STS-B", {"pearson": 0.88, "spearman": 0.86}) == pytest.approx(0.87)
+    assert main_score("CoLA", {"matthews": 0.5}) == 0.5
+    assert main_score("squad1.1", {"exact_match": 80.0, "f1": 88.0}) == 88.0
+    assert main_score("conll2003", {"precision": 0.9, "recall": 0.8, "f1": 0.85}) == 0.85
+
+
+def test_canonical_task_aliases_and_unknown():
+    assert canonical_task("SST-2") == canonical_task("sst2") == "sst2"
+    assert canonical_task("MNLI-mm") == "mnli"
+    with pytest.raises(ConfigError, match=r"unknown task 'imdb'.*cola"):
+        canonical_task("imdb")
+
+
+def test_glue_metrics_from_logits_and_scores():
+    logits = np.array([[0.1, 0.9], [0.8, 0.2], [0.3, 0.7], [0.6, 0.4]])
+    assert glue_metrics("sst-2", logits, [1, 0, 0, 0]) == {"accuracy": 0.75}
+    mrpc = glue_metrics("mrpc", [1, 1, 0, 0, 1], [1, 0, 1, 0, 1])
+    assert mrpc == pytest.approx({"f1": 2 / 3, "accuracy": 0.6})
+    stsb = glue_metrics("stsb", np.array([[1.0], [2.0], [3.0]]), [1.0, 2.0, 5.0])
+    assert stsb == pytest.approx({"pearson": 4 / math.sqrt(2 * 78 / 9), "spearman": 1.0})
+    assert set(glue_metrics("cola", [0, 1], [0, 1])) == {"matthews"}

@@ -1,0 +1,130 @@
+"""General distillation on tiny random models: the loss, its terms, accumulation, outputs, refusals."""
+
+import dataclasses
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file
+from transformers import AutoModel, AutoModelForMaskedLM
+
+from distilkit.errors import ConfigError, ModelError
+from distilkit.models.student import build_student
+from distilkit.train.distill import DistillConfig, distill
+from tiny import make_model, make_tokenizer, write_token_data
+
+
+@pytest.fixture
+def setup(tmp_path):
+    """A 4-layer MLM teacher, a 2-layer student from layers [0, 3], 64 token sequences."""
+    teacher = make_model(tmp_path / "teacher", "bert", mlm=True, layers=4)
+    build_student(teacher, [0, 3]).save_pretrained(tmp_path / "student")
+    make_tokenizer(tmp_path / "student")
+    write_token_data(tmp_path / "data", n_sequences=64)
+    return DistillConfig(
+        teacher=str(tmp_path / "teacher"), student=str(tmp_path / "student"), data=str(tmp_path / "data"),
+        out=str(tmp_path / "out"), batch_size=8, max_steps=4, save_every=2, tensorboard=False,
+    )  # fmt: skip
+
+
+def _records(out):
+    return [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_triple_loss_trains_and_saves_a_loadable_student(setup, tmp_path):
+    write_token_data(tmp_path / "data", n_sequences=64, n_words=8)  # a learnable word distribution
+    config = dataclasses.replace(setup, max_steps=30, lr=2e-3, warmup_ratio=0.0, tensorboard=True)
+    events = []
+    result = distill(config, callback=events.append)
+    records = _records(tmp_path / "out")
+    assert [r["step"] for r in records] == list(range(1, 31))
+    assert set(records[0]["terms"]) == {"kl", "mlm", "cos"}
+    # The logged total is the weighted sum of the logged terms (DistilBERT weights 5/2/1).
+    r = records[-1]
+    assert r["loss"] == pytest.approx(5 * r["terms"]["kl"] + 2 * r["terms"]["mlm"] + r["terms"]["cos"], rel=1e-6)
+    first = sum(x["loss"] for x in records[:5]) / 5
+    last = sum(x["loss"] for x in records[-5:]) / 5
+    assert last < 0.9 * first
+    assert result.steps == 30 and result.skipped_steps == 0
+    student = AutoModelForMaskedLM.from_pretrained(result.student_dir)
+    assert student.config.num_hidden_layers == 2
+    assert any((tmp_path / "out" / "tb").iterdir())
+    saved = json.loads((tmp_path / "out" / "config.json").read_text())
+    assert saved["config"]["alpha_ce"] == 5.0 and "torch" in saved["versions"]
+    assert {e["event"] for e in events} >= {"start", "step", "checkpoint", "done"}
+
+
+def test_gradient_accumulation_equals_one_large_batch(setup, tmp_path):
+    """Losses are normalised by global counts: 2×8 accumulated == one batch of 16."""
+    big = distill(dataclasses.replace(setup, batch_size=16, grad_accum=1, out=str(tmp_path / "big")))
+    small = distill(dataclasses.replace(setup, batch_size=8, grad_accum=2, out=str(tmp_path / "small")))
+    big_records, small_records = _records(big.out), _records(small.out)
+    for a, b in zip(big_records, small_records, strict=True):
+        assert a["loss"] == pytest.approx(b["loss"], rel=1e-5)
+        assert a["tokens"] == b["tokens"]
+    big_w = load_file(big.student_dir / "model.safetensors")
+    small_w = load_file(small.student_dir / "model.safetensors")
+    assert all(torch.allclose(big_w[k], small_w[k], atol=1e-5) for k in big_w)
+
+
+def test_hidden_and_attention_terms(setup):
+    events = []
+    distill(dataclasses.replace(setup, alpha_hidden=1.0, alpha_attention=1.0), callback=events.append)
+    step = next(e for e in events if e["event"] == "step")
+    assert set(step["terms"]) == {"kl", "mlm", "cos", "hidden", "attention"}
+    assert all(v >= 0 for v in step["terms"].values())
+
+
+def test_teacher_without_mlm_head_distils_through_hidden_states_only(tmp_path):
+    teacher = make_model(tmp_path / "teacher", "bert", mlm=False, layers=4)
+    build_student(teacher, [0, 3]).save_pretrained(tmp_path / "student")
+    write_token_data(tmp_path / "data", n_sequences=32)
+    events = []
+    result = distill(
+        DistillConfig(str(tmp_path / "teacher"), str(tmp_path / "student"), str(tmp_path / "data"),
+                      str(tmp_path / "out"), batch_size=8, max_steps=2, alpha_hidden=1.0, tensorboard=False),
+        callback=events.append,
+    )  # fmt: skip
+    notes = [e["message"] for e in events if e["event"] == "note"]
+    assert any("no masked-LM head" in n for n in notes)
+    assert result.terms == ["cos", "hidden"]
+    assert set(_records(result.out)[0]["terms"]) == {"cos", "hidden"}
+    AutoModel.from_pretrained(result.student_dir)
+
+
+def test_mlm_teacher_with_bare_student_is_refused(setup, tmp_path):
+    make_model(tmp_path / "bare", "bert", mlm=False, layers=2)
+    with pytest.raises(ModelError, match="student has no masked-LM head"):
+        distill(dataclasses.replace(setup, student=str(tmp_path / "bare")))
+
+
+def test_incompatible_hidden_size_is_refused_before_training(setup, tmp_path):
+    make_model(tmp_path / "narrow", "bert", mlm=True, layers=2, hidden=16)
+    with pytest.raises(ModelError, match="hidden size"):
+        distill(dataclasses.replace(setup, student=str(tmp_path / "narrow"), alpha_ce=0, alpha_mlm=0))
+    assert not (tmp_path / "out" / "checkpoints").exists()
+
+
+def test_vocab_mismatch_is_refused(setup, tmp_path):
+    meta_path = tmp_path / "data" / "meta.json"
+    meta = json.loads(meta_path.read_text())
+    meta["vocab_size"] = 30522
+    meta_path.write_text(json.dumps(meta))
+    with pytest.raises(ModelError, match="vocabulary"):
+        distill(setup)
+
+
+def test_non_empty_out_needs_resume_or_overwrite(setup, tmp_path):
+    distill(setup)
+    with pytest.raises(ConfigError, match="--resume"):
+        distill(setup)
+    distill(dataclasses.replace(setup, overwrite=True))
+
+
+def test_config_reports_every_problem_at_once(setup):
+    with pytest.raises(ConfigError) as info:
+        dataclasses.replace(setup, temperature=0, batch_size=0, lr=-1)
+    message = str(info.value)
+    assert "temperature" in message and "batch-size" in message and "--lr" in message
+    with pytest.raises(ConfigError, match="nothing to train"):
+        dataclasses.replace(setup, alpha_ce=0, alpha_mlm=0, alpha_cos=0)
