@@ -1,0 +1,1 @@
+"""Commands that ship the student: bench, export, serve, report."""

@@ -1,0 +1,1 @@
+"""Commands for downstream tasks: finetune, task-distill, evaluate."""
