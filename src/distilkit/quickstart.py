@@ -14,7 +14,7 @@ import torch
 
 from distilkit.data.prepare import PrepareConfig, demo_corpus_path, prepare
 from distilkit.embeddings import count_parameters, embedding_fidelity, encode, time_encode
-from distilkit.errors import ConfigError
+from distilkit.errors import ConfigError, DataError
 from distilkit.io import atomic_write_text, write_json
 from distilkit.models.student import InitStudentConfig, init_student
 from distilkit.models.teacher import DEFAULT_TEACHER, load_model, load_tokenizer
@@ -38,14 +38,30 @@ class QuickstartConfig:
     overwrite: bool = False
 
     def __post_init__(self) -> None:
-        if self.num_layers < 1 or self.time_budget <= 0 or self.heldout < 20 or self.batch_size < 1:
-            raise ConfigError("--num-layers ≥ 1, --time-budget > 0, --heldout ≥ 20 and --batch-size ≥ 1 are required")
+        problems = []
+        if self.num_layers < 1:
+            problems.append("--num-layers must be ≥ 1")
+        if self.time_budget <= 0:
+            problems.append("--time-budget must be > 0 seconds")
+        if self.heldout < 20:
+            problems.append("--heldout must be ≥ 20")
+        if self.batch_size < 1:
+            problems.append("--batch-size must be ≥ 1")
+        if self.corpus is not None and not Path(self.corpus).is_file():
+            problems.append(f"corpus file not found: {self.corpus}")
+        if problems:
+            raise ConfigError("; ".join(problems))
 
 
 def _read_lines(path: Path) -> list[str]:
+    if not path.is_file():
+        raise DataError(f"corpus file not found: {path}")
     opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt", encoding="utf-8") as handle:
-        return [line.strip() for line in handle if line.strip()]
+    try:
+        with opener(path, "rt", encoding="utf-8") as handle:
+            return [line.strip() for line in handle if line.strip()]
+    except (OSError, UnicodeDecodeError, EOFError) as exc:
+        raise DataError(f"cannot read {path} as UTF-8 text: {exc}") from None
 
 
 def split_corpus(corpus: Path, out: Path, heldout: int, seed: int) -> tuple[Path, list[str]]:
