@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -82,14 +83,18 @@ class TrainProgress:
     def __call__(self, event: dict) -> None:
         kind = event.get("event")
         if kind == "prepare":
-            self._task("prepare", "prepare", event.get("total_bytes"))
-            seconds = max(event.get("seconds", 0.0), 1e-9)
+            if self.kind != "prepare":
+                self.prepare_started = time.monotonic()
+            self._task("prepare", "prepare %", 100)
+            seconds = max(time.monotonic() - self.prepare_started, 1e-9)
             info = f"{event.get('tokens', 0):,} tokens  {event.get('tokens', 0) / seconds:,.0f} tok/s"
-            self.progress.update(self.task, completed=event.get("bytes", 0), info=info)
+            done = 100 * event.get("bytes", 0) / max(event.get("total_bytes") or 1, 1)
+            self.progress.update(self.task, completed=int(done), info=info)
         elif kind == "start":
             self._task("distill", "distill", event["total_steps"], event.get("step", 0))
         elif kind == "step":
             self._task("distill", "distill", event["total_steps"])
+            self.progress.update(self.task, total=event["total_steps"])
             terms = " ".join(f"{k}={v:.4f}" for k, v in event["terms"].items())
             self.progress.update(self.task, completed=event["step"], info=f"loss={event['loss']:.4f} {terms}")
         elif kind in ("note", "stage"):

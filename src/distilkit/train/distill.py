@@ -31,6 +31,8 @@ from distilkit.train.setup import (
 
 log = logging.getLogger(__name__)
 
+CALIBRATION_STEPS = 5  # steps timed before a time-budgeted run fixes its length
+
 
 @dataclass(frozen=True)
 class DistillConfig:
@@ -119,19 +121,20 @@ def distill(config: DistillConfig, callback: Callable[[dict], None] | None = Non
     """Run general distillation; see :class:`DistillConfig`. ``callback`` receives progress events."""
     runtime = loop.setup_runtime(config.device, config.precision)
     try:
-        return _distill(config, runtime, callback or (lambda event: None))
+        return _distill(config, runtime, callback)
     finally:
         loop.shutdown_runtime(runtime)
 
 
-def _distill(config: DistillConfig, runtime: loop.Runtime, emit: Callable[[dict], None]) -> DistillResult:
+def _distill(config: DistillConfig, runtime: loop.Runtime, callback: Callable[[dict], None] | None) -> DistillResult:
+    emit = callback or (lambda event: None)
     out = Path(config.out)
     data = TokenDataset(config.data)
     teacher, student = load_models(config)
     objective, notes = resolve_objective(config, teacher, student)
     check_compatible(teacher, student, data.meta, objective)
     for note in notes:
-        log.warning(note)
+        (log.info if callback else log.warning)(note)  # with a callback the caller shows it
         emit({"event": "note", "message": note})
     if runtime.is_main:
         prepare_out_dir(out, config, objective, resume=config.resume)
@@ -165,6 +168,7 @@ def _distill(config: DistillConfig, runtime: loop.Runtime, emit: Callable[[dict]
         check_resumable(state, plan.global_batch, config)
         loop.set_rng_state(rng)
         step, skipped = state["step"], state["skipped_steps"]
+        total_steps = state.get("total_steps", total_steps)
         emit({"event": "resumed", "step": step, "checkpoint": str(latest)})
     if config.resume and runtime.is_main:
         trim_log(out / "metrics.jsonl", step)  # lines logged after the checkpoint will be written again
@@ -172,14 +176,20 @@ def _distill(config: DistillConfig, runtime: loop.Runtime, emit: Callable[[dict]
 
     def save_checkpoint() -> None:
         if runtime.is_main:
-            state = {"step": step, "skipped_steps": skipped, "global_batch": plan.global_batch, "seed": config.seed}
+            state = {
+                "step": step, "skipped_steps": skipped, "global_batch": plan.global_batch, "seed": config.seed,
+                "total_steps": total_steps,
+            }  # fmt: skip
             path = checkpointer.save(step, student, optimizer, scheduler, scaler, loop.rng_state(), state)
             emit({"event": "checkpoint", "step": step, "path": str(path)})
         runtime.barrier()
 
     emit({"event": "start", "total_steps": total_steps, "step": step, "terms": list(objective.active_weights())})
     started, last_record, epoch_cache = time.monotonic(), None, {}
-    stopped_early = False
+    stopped_early, first_step = False, step
+    # With a time budget and no --max-steps, the run measures its pace over the first steps and
+    # re-plans its length so the learning rate decays to 0 as the budget runs out.
+    calibrate_at = first_step + CALIBRATION_STEPS if config.time_budget and config.max_steps is None else None
     while step < total_steps:
         # 1. The global batch of this step: a pure function of (seed, epoch, position).
         epoch, position = divmod(step, per_epoch)
@@ -244,6 +254,13 @@ def _distill(config: DistillConfig, runtime: loop.Runtime, emit: Callable[[dict]
             append_jsonl(out / "metrics.jsonl", record)
             if writer is not None:
                 log_tensorboard(writer, record)
+        if step == first_step + 1:
+            pace_from = (step, record["elapsed"])
+        if step == calibrate_at:
+            planned = loop.steps_within_budget(step, record["elapsed"], *pace_from, config.time_budget)
+            planned = int(runtime.all_reduce_sum([planned])[0] / world)  # every process agrees
+            total_steps = max(step, min(total_steps, planned))
+            loop.replan_schedule(scheduler, config.warmup_ratio, total_steps)
         emit({"event": "step", **record, "total_steps": total_steps})
         if bad_streak >= config.max_bad_steps:
             save_checkpoint()  # weights are still the last good ones: non-finite steps were skipped

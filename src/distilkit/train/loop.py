@@ -123,15 +123,39 @@ def build_optimizer(model: nn.Module, lr: float, weight_decay: float, eps: float
     return torch.optim.AdamW(groups, lr=lr, eps=eps, betas=(0.9, 0.98))
 
 
+class LinearWarmupDecay:
+    """LR factor: linear warm-up to 1, then linear decay to 0 at ``total_steps``.
+
+    A callable object rather than a closure, so LambdaLR saves and restores ``total_steps`` with
+    the scheduler state — a time-budgeted run re-plans its length once and resumes with it.
+    """
+
+    def __init__(self, warmup_steps: int, total_steps: int) -> None:
+        self.warmup_steps = warmup_steps
+        self.total_steps = total_steps
+
+    def __call__(self, step: int) -> float:
+        if step < self.warmup_steps:
+            return (step + 1) / max(1, self.warmup_steps)
+        return max(0.0, (self.total_steps - step) / max(1, self.total_steps - self.warmup_steps))
+
+
 def linear_schedule(optimizer: torch.optim.Optimizer, warmup_steps: int, total_steps: int):
     """Linear warm-up to the peak learning rate, then linear decay to 0 at ``total_steps``."""
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, LinearWarmupDecay(warmup_steps, total_steps))
 
-    def factor(step: int) -> float:
-        if step < warmup_steps:
-            return (step + 1) / max(1, warmup_steps)
-        return max(0.0, (total_steps - step) / max(1, total_steps - warmup_steps))
 
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+def replan_schedule(scheduler, warmup_ratio: float, total_steps: int) -> None:
+    """Point the schedule's end (and warm-up) at a new total, e.g. once a time budget's step count is known."""
+    for factor in scheduler.lr_lambdas:
+        factor.total_steps = total_steps
+        factor.warmup_steps = int(warmup_ratio * total_steps)
+
+
+def steps_within_budget(step: int, elapsed: float, since_step: int, since_elapsed: float, budget: float) -> int:
+    """The last step that should finish inside ``budget`` seconds, at the pace measured since ``since_step``."""
+    pace = (elapsed - since_elapsed) / max(1, step - since_step)
+    return step + max(0, int((budget - elapsed) / max(pace, 1e-9)))
 
 
 def make_grad_scaler(runtime: Runtime) -> torch.amp.GradScaler | None:
