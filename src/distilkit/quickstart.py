@@ -17,7 +17,7 @@ from distilkit.embeddings import count_parameters, embedding_fidelity, encode, t
 from distilkit.errors import ConfigError, DataError
 from distilkit.io import atomic_write_text, write_json
 from distilkit.models.student import InitStudentConfig, init_student
-from distilkit.models.teacher import DEFAULT_TEACHER, load_model, load_tokenizer
+from distilkit.models.teacher import DEFAULT_TEACHER, load_model, load_tokenizer, resolve_model_path
 from distilkit.train.distill import DistillConfig, distill
 
 log = logging.getLogger(__name__)
@@ -93,6 +93,7 @@ def compare(teacher_dir: str, student_dir: Path, texts: list[str], max_len: int)
         **embedding_fidelity(teacher_emb, student_emb),
         "teacher_params": count_parameters(teacher),
         "student_params": count_parameters(student),
+        "teacher_bytes": size_on_disk(Path(resolve_model_path(teacher_dir))),
         "student_bytes": size_on_disk(student_dir),
         "speedup": teacher_s / student_s,
     }

@@ -161,8 +161,14 @@ def quickstart_table(summary: dict) -> Table:
     table.add_column("teacher", justify="right")
     table.add_column("student, undistilled", justify="right")
     table.add_column("student, distilled", justify="right")
-    table.add_row("parameters", f"{after['teacher_params'] / 1e6:.1f} M", "", f"{after['student_params'] / 1e6:.1f} M")
-    table.add_row("size on disk", "", "", f"{after['student_bytes'] / 2**20:.1f} MiB")
+    params = (after["teacher_params"], before["student_params"], after["student_params"])
+    table.add_row("parameters", *(f"{p / 1e6:.1f} M" for p in params))
+    table.add_row(
+        "size on disk",
+        f"{after['teacher_bytes'] / 2**20:.1f} MiB",
+        f"{before['student_bytes'] / 2**20:.1f} MiB",
+        f"{after['student_bytes'] / 2**20:.1f} MiB",
+    )
     table.add_row("speed-up", "1.00×", f"{before['speedup']:.2f}×", f"{after['speedup']:.2f}×")
     table.add_row("cosine to teacher embedding", "1.000", f"{before['cosine']:.3f}", f"{after['cosine']:.3f}")
     table.add_row(
