@@ -27,9 +27,8 @@ import torch
 import torch.nn.functional as F
 from transformers import BertConfig, BertForMaskedLM
 
-from distilkit.data.dataset import TokenDataset, pad_batch
+from distilkit.data.dataset import TokenDataset, pad_batch, write_token_dataset
 from distilkit.data.masking import MaskingSpec, mask_sequences, selection_weights, step_generator
-from distilkit.data.prepare import write_token_arrays
 from distilkit.io import read_jsonl, write_json
 from distilkit.models.student import build_student
 from distilkit.train.distill import DistillConfig, distill
@@ -53,7 +52,7 @@ def build_workload(root: Path, n_sequences: int, seed: int) -> tuple[Path, Path,
     for length in rng.integers(32, 129, size=n_sequences):
         body = rng.integers(1000, 30522, size=length - 2)
         sequences.append(np.concatenate([[SPECIAL["cls"]], body, [SPECIAL["sep"]]]))
-    write_token_arrays(root / "data", sequences, vocab_size=30522, special_ids=SPECIAL, max_len=128)
+    write_token_dataset(root / "data", sequences, vocab_size=30522, special_ids=SPECIAL, max_len=128)
     return root / "teacher", root / "student", root / "data"
 
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from distilkit.data.dataset import write_token_dataset
 
 SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 WORDS = (
@@ -91,17 +92,7 @@ def write_token_data(
     for _ in range(n_sequences):
         body = rng.choice(word_ids, size=int(rng.integers(min_len, max_len - 1)))
         sequences.append(np.concatenate([[2], body, [3]]).astype(np.uint16))
-    directory.mkdir(parents=True, exist_ok=True)
-    flat = np.concatenate(sequences)
-    flat.tofile(directory / "tokens.bin")
-    np.save(directory / "offsets.npy", np.concatenate([[0], np.cumsum([len(s) for s in sequences])]).astype(np.int64))
-    np.save(directory / "token_counts.npy", np.bincount(flat, minlength=len(VOCAB)).astype(np.int64))
-    meta = {
-        "format": "distilkit-tokens/1", "dtype": "uint16", "n_sequences": n_sequences, "n_tokens": len(flat),
-        "vocab_size": len(VOCAB), "max_len": max_len,
-        "special_ids": {"pad": 0, "unk": 1, "cls": 2, "sep": 3, "mask": 4}, "special_token_ids": [0, 1, 2, 3, 4],
-        "tokenizer": "tiny", "sources": [], "lines_read": n_sequences, "lines_skipped": 0, "seconds": 0.0,
-        "tokens_per_second": 0.0,
-    }  # fmt: skip
-    (directory / "meta.json").write_text(json.dumps(meta))
-    return directory
+    special_ids = {"pad": 0, "unk": 1, "cls": 2, "sep": 3, "mask": 4}
+    return write_token_dataset(
+        directory, sequences, vocab_size=len(VOCAB), special_ids=special_ids, max_len=max_len, overwrite=True
+    )

@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from distilkit.data.prepare import load_meta
+from distilkit.data.prepare import FORMAT, load_meta
+from distilkit.io import atomic_dir, write_json
 
 
 class TokenDataset:
@@ -28,6 +29,36 @@ class TokenDataset:
     def __getitem__(self, index: int) -> np.ndarray:
         start, end = int(self.offsets[index]), int(self.offsets[index + 1])
         return np.asarray(self.tokens[start:end], dtype=np.int64)
+
+
+def write_token_dataset(
+    directory: str | Path,
+    sequences: list[np.ndarray],
+    *,
+    vocab_size: int,
+    special_ids: dict[str, int | None],
+    max_len: int,
+    overwrite: bool = False,
+) -> Path:
+    """Write in-memory token sequences in ``prepare``'s format (synthetic workloads, tests).
+
+    Each sequence already carries its special tokens. Corpora go through ``prepare``, which streams.
+    """
+    dtype = "uint16" if vocab_size <= 65535 else "uint32"
+    flat = np.concatenate(sequences).astype(dtype)
+    lengths = np.array([len(s) for s in sequences], dtype=np.int64)
+    with atomic_dir(directory, overwrite=overwrite) as tmp:
+        flat.tofile(tmp / "tokens.bin")
+        np.save(tmp / "offsets.npy", np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64))
+        np.save(tmp / "token_counts.npy", np.bincount(flat, minlength=vocab_size).astype(np.int64))
+        meta = {
+            "format": FORMAT, "dtype": dtype, "n_sequences": len(sequences), "n_tokens": len(flat),
+            "vocab_size": vocab_size, "max_len": max_len, "special_ids": special_ids,
+            "special_token_ids": sorted({i for i in special_ids.values() if i is not None}),
+            "tokenizer": None, "sources": [],
+        }  # fmt: skip
+        write_json(tmp / "meta.json", meta)
+    return Path(directory)
 
 
 @dataclass(frozen=True)
