@@ -80,3 +80,12 @@ def tiny_tokenizer_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def tiny_words() -> list[str]:
     """Whole words of the tiny tokenizer's vocabulary: text made of them round-trips without [UNK]."""
     return list(TINY_WORDS)
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    """Report how many fuzz cases each entry point survived (issue: count them in the test summary)."""
+    from fuzzcount import CASES
+
+    if CASES:
+        parts = ", ".join(f"{name}: {count}" for name, count in sorted(CASES.items()))
+        terminalreporter.write_line(f"fuzz cases tried: {sum(CASES.values())} ({parts})")
