@@ -1,3 +1,57 @@
-"""distilkit: distil a BERT-style teacher into a smaller, faster student."""
+"""distilkit: distil a BERT-style teacher into a smaller, faster student, and ship it.
+
+The public API mirrors the CLI: each command is one function taking one config dataclass::
+
+    import distilkit
+    distilkit.distill(distilkit.DistillConfig(teacher=..., student=..., data=..., out=...))
+
+Names are imported lazily, so ``import distilkit`` stays light (no torch until a function is used).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 __version__ = "0.1.0"
+
+_EXPORTS = {
+    "prepare": "distilkit.data.prepare",
+    "PrepareConfig": "distilkit.data.prepare",
+    "init_student": "distilkit.models.student",
+    "InitStudentConfig": "distilkit.models.student",
+    "distill": "distilkit.train.distill",
+    "DistillConfig": "distilkit.train.distill",
+    "quickstart": "distilkit.quickstart",
+    "QuickstartConfig": "distilkit.quickstart",
+    "finetune": "distilkit.tasks.finetune",
+    "FinetuneConfig": "distilkit.tasks.finetune",
+    "task_distill": "distilkit.tasks.task_distill",
+    "TaskDistillConfig": "distilkit.tasks.task_distill",
+    "evaluate": "distilkit.evaluate",
+    "EvaluateConfig": "distilkit.evaluate",
+    "evaluate_sts": "distilkit.tasks.sts",
+    "StsConfig": "distilkit.tasks.sts",
+    "bench": "distilkit.bench",
+    "BenchConfig": "distilkit.bench",
+    "export": "distilkit.export",
+    "ExportConfig": "distilkit.export",
+    "serve": "distilkit.serve.app",
+    "ServeConfig": "distilkit.serve.app",
+    "report": "distilkit.report",
+    "ReportConfig": "distilkit.report",
+    "DistilkitError": "distilkit.errors",
+}
+
+__all__ = [*_EXPORTS, "__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'distilkit' has no attribute '{name}'")
+    return getattr(importlib.import_module(module), name)
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
