@@ -115,3 +115,24 @@ def test_distill_rejects_unknown_choices(tmp_path, flag):
     result = invoke("distill", "--teacher", str(tmp_path / "teacher"), "--student", str(tmp_path / "teacher"),
                     "--data", str(tmp_path / "data"), "--out", str(tmp_path / "run"), flag, value)  # fmt: skip
     assert_one_line_error(result, flag)
+
+
+def test_sigterm_mid_prepare_leaves_no_temporary_directory(tmp_path):
+    """A terminated prepare exits 130 and removes its half-built output."""
+    import signal
+    import time
+
+    make_model(tmp_path / "teacher", "bert", layers=2)
+    corpus = tmp_path / "big.txt"
+    corpus.write_text("the sea and the whale\n" * 400_000)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "distilkit.cli", "prepare", "--teacher", str(tmp_path / "teacher"), "--corpus",
+         str(corpus), "--out", str(tmp_path / "out"), "--batch-lines", "256"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not any(p.name.startswith(".out.") for p in tmp_path.iterdir()):
+        time.sleep(0.05)
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=120) == 130
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["big.txt", "teacher"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import signal
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -39,6 +40,8 @@ def user_errors() -> Iterator[None]:
     """Print a DistilkitError as one line and exit 2; Ctrl-C exits 130. Bugs still traceback."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
     _quiet_libraries()
+    # SIGTERM (kill, a scheduler, torchrun tearing down) unwinds like Ctrl-C, so temporary outputs are removed.
+    previous = signal.signal(signal.SIGTERM, _terminate)
     try:
         yield
     except DistilkitError as exc:
@@ -47,6 +50,12 @@ def user_errors() -> Iterator[None]:
     except KeyboardInterrupt:
         console.print("[yellow]interrupted[/]")
         raise typer.Exit(130) from None
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _terminate(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
 
 
 class TrainProgress:

@@ -76,7 +76,7 @@ def with_layer_index(key: str, arch: Arch, index: int) -> str:
     return key if match is None else f"{key[: match.start(1)]}{index}{key[match.end(1) :]}"
 
 
-def resolve_model_path(name_or_path: str | Path) -> str:
+def resolve_model_path(name_or_path: str | Path, require_config: bool = True) -> str:
     """Map the embedded default's name to its installed folder; check local dirs; pass hub names through."""
     text = str(name_or_path)
     if text in (DEFAULT_TEACHER, "default"):
@@ -92,7 +92,7 @@ def resolve_model_path(name_or_path: str | Path) -> str:
     if looks_local:
         if not path.is_dir():
             raise ModelError(f"model directory not found: {path}")
-        if not (path / "config.json").is_file():
+        if require_config and not (path / "config.json").is_file():
             raise ModelError(f"{path} has no config.json — is it a transformers model directory?")
         return str(path)
     return text  # a hub id such as 'bert-base-uncased'
@@ -120,7 +120,7 @@ def load_tokenizer(name_or_path: str | Path):
     """The teacher's fast (Rust) tokenizer; a slow-only tokenizer is an error (prepare needs speed and offsets)."""
     from transformers import AutoTokenizer
 
-    path = resolve_model_path(name_or_path)
+    path = resolve_model_path(name_or_path, require_config=False)  # e.g. a prepared data dir's tokenizer/
     try:
         tokenizer = AutoTokenizer.from_pretrained(path, use_fast=True)
     except (OSError, ValueError, TypeError) as exc:
