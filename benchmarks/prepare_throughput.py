@@ -23,7 +23,7 @@ import transformers
 
 from distilkit.data.prepare import PrepareConfig, demo_corpus_path, prepare
 from distilkit.io import write_json
-from distilkit.models.teacher import DEFAULT_TEACHER, load_tokenizer, resolve_model_path
+from distilkit.models.teacher import DEFAULT_TEACHER, load_tokenizer
 
 RESULTS = Path(__file__).resolve().parent / "results" / "prepare_throughput.json"
 
@@ -113,10 +113,10 @@ def main() -> None:
         "outputs_identical": identical,
         "n_tokens": n_tokens,
         "n_sequences": meta["n_sequences"],
-        "corpus": [str(path) for path in corpus[:1]],
+        "corpus": [path.name for path in corpus[:1]],  # names only: results hold no machine paths
         "repeat": args.repeat,
         "max_len": args.max_len,
-        "tokenizer": resolve_model_path(args.teacher),
+        "tokenizer": args.teacher,
         "cpu_count": cores,
         "load_average_1m": round(os.getloadavg()[0], 2),  # other processes on the box skew every figure
         "versions": meta["versions"],
