@@ -36,10 +36,13 @@ _EXPORTS = {
     "BenchConfig": "distilkit.bench",
     "export": "distilkit.export",
     "ExportConfig": "distilkit.export",
+    "AccuracyGuardError": "distilkit.export",
     "serve": "distilkit.serve.app",
     "ServeConfig": "distilkit.serve.app",
+    "create_app": "distilkit.serve.app",
     "report": "distilkit.report",
     "ReportConfig": "distilkit.report",
+    "write_report": "distilkit.report",
     "DistilkitError": "distilkit.errors",
 }
 

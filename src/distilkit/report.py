@@ -1,0 +1,387 @@
+"""One self-contained HTML report card from run folders and result files (plots embedded as base64 PNG), and the
+model card (README.md) that `export` writes next to a model.
+
+Every input is read defensively: a missing or unfamiliar piece leaves its section saying so, never an error.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from distilkit.errors import ConfigError
+from distilkit.io import atomic_write_text, read_jsonl
+
+log = logging.getLogger(__name__)
+
+REPORT_INSTALL = 'pip install "distilkit[report]"'
+KNOWN_FILES = ("metrics.jsonl", "quickstart.json", "tasks.json", "export.json", "bench.json")
+KINDS = ("distill", "quickstart", "bench", "tasks", "export", "serve")
+SKIPPED_KEYS = ("config", "samples", "versions", "files", "inputs", "machine")
+STYLE = (
+    "body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;color:#222}"
+    "table{border-collapse:collapse;font-size:13px;margin:.5em 0}td,th{border:1px solid #ccc;padding:3px 8px;"
+    "text-align:left}td.n{text-align:right}th{background:#f3f3f3}.note{color:#888}img{max-width:100%}"
+)
+
+
+@dataclass(frozen=True)
+class ReportConfig:
+    runs: tuple[str, ...]  # run folders (distill, quickstart, export) and result files (bench, tasks, serve_load)
+    out: str = "report.html"
+    title: str = "distilkit report card"
+
+    def __post_init__(self) -> None:
+        missing = [run for run in self.runs if not Path(run).exists()]
+        problems = [] if self.runs else ["--runs needs at least one folder or file"]
+        if missing:
+            problems.append(f"--runs: {', '.join(missing)} not found")
+        if problems:
+            raise ConfigError("; ".join(problems))
+
+
+def report(config: ReportConfig) -> Path:
+    """Collect every known result under ``config.runs`` and write the report card to ``config.out``."""
+    atomic_write_text(config.out, render(collect(config.runs), config.title))
+    return Path(config.out)
+
+
+def write_report(run_dirs: Sequence[str | Path], out_html: str | Path, title: str = "distilkit report card") -> Path:
+    """``report`` for callers such as quickstart: folders or files in, one HTML file out."""
+    return report(ReportConfig(tuple(str(r) for r in run_dirs), str(out_html), title))
+
+
+# ---------------------------------------------------------------- reading
+def _json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+    except (OSError, ValueError):
+        log.warning("skipping %s: not readable JSON", path)
+        return None
+
+
+def _files(root: Path) -> Iterable[Path]:
+    if root.is_file():
+        yield root
+        return
+    for pattern in ("*", "*/*"):
+        for path in sorted(root.glob(pattern)):
+            if path.is_file() and (
+                path.name in KNOWN_FILES or (path.suffix == ".json" and path.parent.name == "results")
+            ):
+                yield path
+
+
+def collect(runs: Iterable[str | Path]) -> dict[str, list[tuple[str, Any]]]:
+    """Sort every readable result into kinds: distill logs, quickstart, bench, tasks, export, serve (load test)."""
+    found: dict[str, list[tuple[str, Any]]] = {kind: [] for kind in KINDS}
+    for root in runs:
+        for path in _files(Path(root)):
+            label = f"{path.parent.name}/{path.name}"
+            if path.suffix == ".jsonl":
+                records = [r for r in read_jsonl(path) if isinstance(r, dict) and "step" in r]
+                found["distill"] += [(label, records)] if records else []
+                continue
+            data = _json(path)
+            if path.name == "tasks.json" and isinstance(data, list):
+                data = {"tasks": data}
+            if not isinstance(data, dict):
+                continue
+            if "before" in data and "after" in data:
+                found["quickstart"].append((label, data))
+            elif isinstance(data.get("models"), dict):
+                found["bench"].append((label, data))
+            elif data.get("benchmark") == "serve_load" or "p99_ms" in data:
+                found["serve"].append((label, data))
+            elif "format" in data and "kind" in data:
+                found["export"].append((label, data))
+            elif path.name == "tasks.json" or "tasks" in data:
+                found["tasks"].append((label, data))
+    return found
+
+
+def score_of(value: Any) -> float | None:
+    """A headline number from a number or a metrics dict ({"score"|"main_score"|"main"|…: x} or a sole metric)."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(value, dict):
+        for key in ("score", "main_score", "main", "accuracy", "f1"):
+            if isinstance(value.get(key), int | float):
+                return float(value[key])
+        numbers = [v for v in value.values() if isinstance(v, int | float) and not isinstance(v, bool)]
+        return float(numbers[0]) if len(numbers) == 1 else None
+    return None
+
+
+def task_rows(data: dict[str, Any]) -> list[dict[str, Any]]:
+    """[{task, teacher, student, retained}] from a tasks.json: {"tasks": {name: {...}}}, {name: {...}} or a list."""
+    tasks = data.get("tasks", data)
+    pairs = (
+        tasks.items() if isinstance(tasks, dict) else [(t.get("task", "?"), t) for t in tasks if isinstance(t, dict)]
+    )
+    rows = []
+    for name, entry in pairs:
+        if not isinstance(entry, dict):
+            continue
+        teacher = score_of(entry.get("teacher"))
+        student = next((score_of(entry[k]) for k in ("student", "student_kd", "student_ft") if k in entry), None)
+        retained = next((score_of(entry[k]) for k in ("retention", "retained", "retention_kd") if k in entry), None)
+        if retained is not None and retained > 2:  # given in percent
+            retained /= 100
+        if retained is None and teacher and student is not None:
+            retained = student / teacher
+        if (teacher, student, retained) != (None, None, None):
+            rows.append({"task": str(name), "teacher": teacher, "student": student, "retained": retained})
+    return rows
+
+
+def quality_points(found: dict[str, list]) -> list[tuple[str, float, float]]:
+    """(label, batch-1 p50 latency in ms, quality) for the teacher, the student and the int8 student: quality from
+    the bench JSON's "quality" record, else tasks.json (fp32) and the export guard (int8)."""
+    rows = task_rows(found["tasks"][0][1]) if found["tasks"] else []
+    guard = (found["export"][0][1].get("guard") or {}) if found["export"] else {}
+    points = []
+    for _, data in found["bench"]:
+        quality = data.get("quality") or {}
+        for label, role, backend in (
+            ("teacher", "teacher", "torch-fp32"),
+            ("student", "student", "torch-fp32"),
+            ("int8 student", "student", "onnx-int8"),
+        ):
+            batches = data["models"].get(role, {}).get("backends", {}).get(backend, {}).get("batches") or {}
+            latency = (batches.get("1") or {}).get("p50_ms")
+            score = score_of(quality.get(label.replace(" ", "-")))
+            if score is None:
+                score = score_of(guard.get("int8")) if label == "int8 student" else (rows[0][role] if rows else None)
+            if latency is not None and score is not None:
+                points.append((label, float(latency), float(score)))
+    return points
+
+
+# ---------------------------------------------------------------- plots
+def _pyplot():
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    return plt
+
+
+def _png(plt, figure) -> str:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
+    plt.close(figure)
+    return f'<img alt="plot" src="data:image/png;base64,{base64.b64encode(buffer.getvalue()).decode()}">'
+
+
+def loss_plot(plt, records: list[dict[str, Any]]) -> str:
+    """The total loss and every unweighted term against the step, one small panel each."""
+    panels = ["loss", *sorted({name for r in records for name in (r.get("terms") or {})})]
+    figure, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 2.6), squeeze=False)
+    steps = [r["step"] for r in records]
+    for ax, name in zip(axes[0], panels, strict=True):
+        values = [r.get("loss") if name == "loss" else (r.get("terms") or {}).get(name) for r in records]
+        ax.plot(steps, [float("nan") if v is None else v for v in values], lw=1)
+        ax.set_title(name if name == "loss" else f"term: {name}", fontsize=9)
+        ax.set_xlabel("step", fontsize=8)
+        ax.tick_params(labelsize=7)
+    return _png(plt, figure)
+
+
+def retention_plot(plt, rows: list[dict[str, Any]]) -> str:
+    rows = [r for r in rows if r["retained"] is not None]
+    figure, ax = plt.subplots(figsize=(1.5 + 0.8 * len(rows), 2.8))
+    ax.bar([r["task"] for r in rows], [100 * r["retained"] for r in rows], color="#4c72b0")
+    ax.axhline(100, color="grey", lw=0.8, ls="--")
+    ax.set_ylabel("quality retained (%)")
+    return _png(plt, figure)
+
+
+def latency_quality_plot(plt, points: list[tuple[str, float, float]]) -> str:
+    figure, ax = plt.subplots(figsize=(4.5, 3.2))
+    for label, latency, quality in points:
+        ax.scatter([latency], [quality], s=50)
+        ax.annotate(label, (latency, quality), textcoords="offset points", xytext=(5, 4), fontsize=8)
+    ax.set_xlabel("latency p50, batch 1 (ms)")
+    ax.set_ylabel("quality (dev score)")
+    return _png(plt, figure)
+
+
+def throughput_plot(plt, rows: list[dict[str, Any]]) -> str:
+    rows = [r for r in rows if r["status"] == "ok"]
+    figure, ax = plt.subplots(figsize=(1 + 0.9 * len(rows), 3))
+    colors = ["#dd8452" if r["model"] == "teacher" else "#55a868" for r in rows]
+    ax.bar([f"{r['model']}\n{r['backend']}" for r in rows], [r["sequences_per_s"] for r in rows], color=colors)
+    ax.set_ylabel("sequences / s (largest batch)")
+    ax.tick_params(axis="x", labelsize=7)
+    return _png(plt, figure)
+
+
+# ---------------------------------------------------------------- HTML
+def _fmt(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:,.4g}" if abs(value) < 1e5 else f"{value:,.0f}"
+    return html.escape(str(value))
+
+
+def _table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+
+    def cell(value: Any) -> str:
+        numeric = isinstance(value, int | float) and not isinstance(value, bool)
+        return f"<td class=n>{_fmt(value)}</td>" if numeric else f"<td>{_fmt(value)}</td>"
+
+    body = "".join("<tr>" + "".join(cell(c) for c in row) + "</tr>" for row in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def flatten(value: Any, prefix: str = "") -> list[tuple[str, float]]:
+    """Every number in a nested record as (dotted.path, value), leaving out configs, raw samples and versions."""
+    if isinstance(value, dict):
+        pairs = [(f"{prefix}.{k}" if prefix else str(k), v) for k, v in value.items() if k not in SKIPPED_KEYS]
+        return [item for key, inner in pairs for item in flatten(inner, key)]
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return [(prefix, value)]
+    return []
+
+
+def _speed(plt, found: dict[str, list]) -> str:
+    from distilkit.bench import summary_rows
+
+    parts = []
+    for label, data in found["bench"]:
+        try:
+            rows = summary_rows(data)
+        except (KeyError, TypeError, ValueError):
+            continue  # a bench JSON of another shape: its numbers still appear under "All figures"
+        peak = (data.get("peak") or {}).get("gflops")
+        cells = [
+            [r["model"], r["backend"], r["p50_ms"], r["p95_ms"], r["sequences_per_s"], r["gflops"],
+             f"{r['peak_fraction']:.0%}", f"{r['speedup']:.2f}×" if r.get("speedup") else ""]
+            if r["status"] == "ok" else [r["model"], r["backend"], r["reason"]]
+            for r in rows
+        ]  # fmt: skip
+        header = ["model", "backend", "p50 ms (smallest batch)", "p95 ms", "seq/s (largest batch)", "GFLOP/s"]
+        parts.append(
+            f"<h3>{html.escape(label)}</h3>"
+            + (f"<p>fp32 matmul peak measured in the same run: {peak:,.0f} GFLOP/s</p>" if peak else "")
+            + _table([*header, "of peak", "vs teacher fp32"], cells)
+            + (throughput_plot(plt, rows) if plt else "")
+        )
+    return "".join(parts)
+
+
+def render(found: dict[str, list], title: str) -> str:
+    plt = _pyplot()
+    no_plot = f"<p class=note>plots need matplotlib — {REPORT_INSTALL}</p>"
+    curves = "".join(
+        f"<h3>{html.escape(lab)}</h3>{loss_plot(plt, r) if plt else no_plot}" for lab, r in found["distill"]
+    )
+    rows = [row for _, data in found["tasks"] for row in task_rows(data)]
+    quality = _table(["task", "teacher", "student", "retained"], [list(r.values()) for r in rows]) if rows else ""
+    if any(r["retained"] is not None for r in rows):
+        quality += retention_plot(plt, rows) if plt else no_plot
+    for label, data in found["quickstart"]:
+        before, after = data.get("before") or {}, data.get("after") or {}
+        metrics = ("cosine", "nn_agreement@1", "nn_recall@10", "speedup")
+        quality += f"<h3>embedding fidelity to the teacher ({html.escape(label)})</h3>" + _table(
+            ["", "student, undistilled", "student, distilled"], [[m, before.get(m), after.get(m)] for m in metrics]
+        )
+    points = quality_points(found)
+    tradeoff = _table(["model", "latency p50, batch 1 (ms)", "quality"], points) if points else ""
+    tradeoff += latency_quality_plot(plt, points) if points and plt else ""
+    serve = [
+        [label, d.get("requests"), d.get("concurrency"), d.get("p50_ms"), d.get("p95_ms"), d.get("p99_ms"),
+         d.get("errors")]
+        for label, d in found["serve"]
+    ]  # fmt: skip
+    serving = (
+        _table(["source", "requests", "concurrency", "p50 ms", "p95 ms", "p99 ms", "errors"], serve) if serve else ""
+    )
+    figures = [(label, *pair) for kind in KINDS[1:] for label, data in found[kind] for pair in flatten(data)]
+    sections = {
+        "Loss curves per term": curves,
+        "Quality retained per task": quality,
+        "Latency vs quality": tradeoff,
+        "Speed per backend": _speed(plt, found),
+        "Serving under load": serving,
+        "All figures": _table(["source", "figure", "value"], figures) if figures else "",
+    }
+    body = "".join(
+        f"<section><h2>{html.escape(name)}</h2>{content or '<p class=note>no data in these runs</p>'}</section>"
+        for name, content in sections.items()
+    )
+    return (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+        f"<style>{STYLE}</style></head><body><h1>{html.escape(title)}</h1>{body}</body></html>\n"
+    )
+
+
+# ---------------------------------------------------------------- model card
+def model_card(source: str, out: str, kind: str, model, record: dict[str, Any], bench: str | None = None) -> str:
+    """README.md for an exported model: what it is, where it came from, how good and how fast it is.
+
+    The teacher and distillation data come from the distill run folder that holds the model (run/student),
+    scores from distilkit_task.json and the int8 guard, speed from a `distilkit bench` JSON."""
+    from distilkit.bench import summary_rows
+    from distilkit.embeddings import count_parameters
+    from distilkit.export import read_task
+    from distilkit.models.teacher import hidden_size, num_layers
+
+    run = _json(Path(source).parent / "config.json")
+    run_config = run.get("config", {}) if isinstance(run, dict) and run.get("command") == "distill" else {}
+    teacher = record["config"].get("teacher") or run_config.get("teacher") or "not recorded"
+    layers = getattr(model.config, "distilkit_teacher_layers", "n/a")
+    task = read_task(source) or ("none (sentence embeddings)" if kind == "embedding" else "not recorded")
+    lines = [
+        "---", "library_name: transformers", "tags: [distilkit, knowledge-distillation]", "---", "",
+        f"# {Path(out).name}", "", f"A {num_layers(model.config)}-layer {model.config.model_type} {kind} model "
+        "distilled with distilkit.", "", "| | |", "|---|---|", f"| teacher | {teacher} |",
+        f"| layers copied from the teacher | {layers} |", f"| hidden size | {hidden_size(model.config)} |",
+        f"| parameters | {count_parameters(model):,} |", f"| task | {task} |",
+        f"| distillation data | {run_config.get('data', 'not recorded')} |", f"| format | {record['format']} |",
+    ]  # fmt: skip
+    if record.get("parity_max_abs_diff") is not None:
+        lines.append(f"| ONNX vs PyTorch, max abs diff | {record['parity_max_abs_diff']:.2e} |")
+    guard = {k: v for k, v in (record.get("guard") or {}).items() if k in ("fp32", "int8", "drop_points")}
+    task_info = _json(Path(source) / "distilkit_task.json")
+    dev = {k: v for k, v in task_info.items() if k in ("metrics", "main_score")} if isinstance(task_info, dict) else {}
+    scores = flatten(dev) + flatten(guard, "int8 guard")
+    lines += ["", "## Scores", "", *([f"- {name}: {_fmt(value)}" for name, value in scores] or ["Not recorded."])]
+    lines += ["", "## Speed", ""]
+    data = _json(Path(bench)) if bench else None
+    if isinstance(data, dict) and isinstance(data.get("models"), dict):
+        lines += ["| model | backend | p50 ms, smallest batch | sequences/s, largest batch |", "|---|---|---|---|"]
+        lines += [
+            f"| {r['model']} | {r['backend']} | {r['p50_ms']:.1f} | {r['sequences_per_s']:.1f} |"
+            for r in summary_rows(data)
+            if r["status"] == "ok"
+        ]
+    else:
+        lines.append(
+            "Not measured — `distilkit bench --teacher DIR --student DIR --out bench.json`, then export again."
+        )
+    lines += ["", "## Use", "", "```python"]
+    if record["format"] == "hf":
+        lines.append(
+            f'model = transformers.AutoModel.from_pretrained("{Path(out).name}")  # or the AutoModelFor… class'
+        )
+    else:
+        int8 = record["format"] == "int8" and (record.get("guard") or {}).get("accepted", True)
+        graph = "model.int8.onnx" if int8 else "model.onnx"
+        lines.append(
+            f'session = onnxruntime.InferenceSession("{Path(out).name}/{graph}")  # inputs: {record["inputs"]}'
+        )
+    return "\n".join([*lines, "```", ""])

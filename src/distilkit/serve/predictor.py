@@ -1,0 +1,172 @@
+"""What one model answers: tokenise a batch of inputs, run it (PyTorch or ONNX Runtime), decode per kind.
+
+Kinds (see `distilkit.export.model_kind`): embedding → L2-normalised mean-pooled vector; classification →
+label and probabilities; token-classification → entities with character spans; qa → answer text.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from distilkit.errors import ConfigError
+
+Item = str | tuple[str, str]  # a text, or (question, context) for QA
+_TAG = re.compile(r"O|[BIES]-.+")
+QA_MAX_LEN = 384  # SQuAD's usual window (run_qa.py), stride a third of it
+
+
+@dataclass
+class Predictor:
+    """One loaded model: ``predict(items)`` returns one JSON-ready answer per item."""
+
+    name: str
+    model_dir: str
+    kind: str
+    backend: str  # torch | onnx
+    max_len: int
+    tokenizer: Any
+    model: Any = None  # the PyTorch model (backend torch)
+    session: Any = None  # the ONNX Runtime session (backend onnx)
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def check(self, item: Item) -> str | None:
+        """Why this item cannot be answered (beyond the server's size limits), or None."""
+        if self.kind == "qa":
+            question = item[0]
+            room = self.max_len - self.tokenizer.num_special_tokens_to_add(pair=True) - self.max_len // 3
+            n = len(self.tokenizer(question.lstrip(), add_special_tokens=False)["input_ids"])
+            if n >= room:
+                return f"question has {n} tokens; this model takes at most {room - 1}"
+        return None
+
+    def run(self, features: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        from distilkit.export import KINDS, run_session
+
+        if self.session is not None:
+            return run_session(self.session, features)
+        names = self.info["inputs"]
+        with torch.inference_mode():
+            outputs = self.model(**{n: torch.as_tensor(np.asarray(features[n], dtype=np.int64)) for n in names})
+        return {name: outputs[name].float().numpy() for name in KINDS[self.kind][1]}
+
+    def predict(self, items: list[Item]) -> list[dict[str, Any]]:
+        if self.kind == "qa":
+            return self._answers(items)
+        offsets = self.kind == "token-classification"
+        encoded = self.tokenizer(
+            list(items), padding=True, truncation=True, max_length=self.max_len, return_tensors="np",
+            return_offsets_mapping=offsets,
+        )  # fmt: skip
+        outputs = self.run(dict(encoded))
+        if self.kind == "embedding":
+            hidden, mask = outputs["last_hidden_state"], encoded["attention_mask"][..., None]
+            pooled = (hidden * mask).sum(1) / np.maximum(mask.sum(1), 1e-9)
+            pooled /= np.maximum(np.linalg.norm(pooled, axis=-1, keepdims=True), 1e-12)
+            return [{"embedding": [round(float(x), 6) for x in row], "dim": len(row)} for row in pooled]
+        if self.kind == "classification":
+            return [self._label(row) for row in outputs["logits"]]
+        return [self._entities(text, encoded, i, outputs["logits"][i]) for i, text in enumerate(items)]
+
+    def _labels(self) -> dict[int, str]:
+        return {int(k): str(v) for k, v in (self.info.get("id2label") or {}).items()}
+
+    def _label(self, logits: np.ndarray) -> dict[str, Any]:
+        if logits.shape[-1] == 1:  # regression (STS-B)
+            return {"score": float(logits[0])}
+        probs = np.exp(logits - logits.max())
+        probs /= probs.sum()
+        names = self._labels()
+        labels = [names.get(i, str(i)) for i in range(len(probs))]
+        best = int(probs.argmax())
+        return {"label": labels[best], "score": float(probs[best]),
+                "probabilities": {label: float(p) for label, p in zip(labels, probs, strict=True)}}  # fmt: skip
+
+    def _entities(self, text: str, encoded, row: int, logits: np.ndarray) -> dict[str, Any]:
+        """Word-level tags from each word's first sub-token, decoded into entities with character spans."""
+        from distilkit.tasks.metrics import extract_entities
+
+        names = self._labels()
+        word_ids, offsets = encoded.word_ids(row), encoded["offset_mapping"][row]
+        probs = np.exp(logits - logits.max(-1, keepdims=True))
+        probs /= probs.sum(-1, keepdims=True)
+        words: list[tuple[str, int, int, float]] = []  # tag, start char, end char, score
+        for position, word in enumerate(word_ids):
+            if word is None:
+                continue
+            start, end = (int(x) for x in offsets[position])
+            if word == len(words) - 1:  # a later sub-token of the same word: extend its span
+                words[-1] = (words[-1][0], words[-1][1], end, words[-1][3])
+            elif word == len(words):
+                label = names.get(int(probs[position].argmax()), "O")
+                tag = label if _TAG.fullmatch(label) else f"I-{label}"
+                words.append((tag, start, end, float(probs[position].max())))
+        entities = []
+        for entity_type, first, last in extract_entities([w[0] for w in words]):
+            start, end = words[first][1], words[last][2]
+            score = float(np.mean([w[3] for w in words[first : last + 1]]))
+            entities.append({"text": text[start:end], "label": entity_type, "start": start, "end": end, "score": score})
+        return {"entities": entities}
+
+    def _answers(self, items: list[Item]) -> list[dict[str, Any]]:
+        from distilkit.tasks.squad import SquadExample, postprocess_predictions, prepare_eval_features
+
+        examples = [SquadExample(str(i), "", context, question, (), ()) for i, (question, context) in enumerate(items)]
+        features = prepare_eval_features(examples, self.tokenizer, self.max_len, self.max_len // 3)
+        model_inputs = {k: v for k, v in features.items() if k not in ("example_id", "offset_mapping")}
+        padded = self.tokenizer.pad(model_inputs, return_tensors="np")
+        outputs = self.run(dict(padded))
+        answers = postprocess_predictions(examples, features, outputs["start_logits"], outputs["end_logits"])
+        return [{"answer": answers[example.id]} for example in examples]
+
+
+def load_predictor(name: str, model_dir: str, backend: str = "auto", max_len: int = 128, threads: int = 0) -> Predictor:
+    """Load ``model_dir`` for serving. backend auto: ONNX (int8 first) when the folder holds an export, else PyTorch."""
+    from distilkit.bench import weights_bytes
+    from distilkit.embeddings import count_parameters
+    from distilkit.export import (
+        input_names,
+        load_task_model,
+        max_tokens,
+        model_kind,
+        onnx_path,
+        ort_session,
+        read_task,
+    )
+    from distilkit.models.teacher import hidden_size, load_config, load_tokenizer, num_layers, resolve_model_path
+
+    path = resolve_model_path(model_dir)
+    kind, config, tokenizer = model_kind(path), load_config(path), load_tokenizer(path)
+    graph = onnx_path(path) if backend in ("auto", "onnx") else None
+    if backend == "onnx" and graph is None:
+        raise ConfigError(
+            f"--backend onnx: {path} holds no model.onnx — make one with `distilkit export --format onnx`"
+        )
+    length = min(QA_MAX_LEN if kind == "qa" else max_len, max_tokens(config))
+    info: dict[str, Any] = {
+        "dir": str(path), "kind": kind, "task": read_task(path), "model_type": config.model_type,
+        "layers": num_layers(config), "hidden": hidden_size(config), "max_len": length,
+        "id2label": {int(k): v for k, v in (getattr(config, "id2label", None) or {}).items()} if kind != "embedding"
+        else None,
+    }  # fmt: skip
+    if graph is not None:
+        session = ort_session(graph, threads)
+        info.update(backend=f"onnxruntime ({graph.name})", inputs=[i.name for i in session.get_inputs()])
+        info.update(bytes=graph.stat().st_size, params=onnx_parameters(graph))
+        return Predictor(name, str(path), kind, "onnx", length, tokenizer, session=session, info=info)
+    model = load_task_model(path, kind)
+    info.update(backend="pytorch fp32", inputs=input_names(model, tokenizer), params=count_parameters(model))
+    info["bytes"] = weights_bytes(path)
+    return Predictor(name, str(path), kind, "torch", length, tokenizer, model=model, info=info)
+
+
+def onnx_parameters(path) -> int:
+    """Weights stored in an ONNX graph (an int8 weight and its fp32 original count the same)."""
+    import onnx
+
+    graph = onnx.load(str(path), load_external_data=False).graph
+    return int(sum(np.prod(tensor.dims, dtype=np.int64) for tensor in graph.initializer if len(tensor.dims) >= 1))

@@ -1,0 +1,236 @@
+"""serve: every endpoint, every bad input answered 4xx with a JSON error, micro-batching, no 5xx under mixed load."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import threading
+import time
+
+import pytest
+
+pytest.importorskip("fastapi", reason='needs the serve extra: pip install "distilkit[serve]"')
+pytest.importorskip("httpx", reason='needs the serve extra: pip install "distilkit[serve]"')
+
+from fastapi.testclient import TestClient
+
+from distilkit.errors import ConfigError
+from distilkit.serve.app import ServeConfig, create_app
+from distilkit.serve.predictor import load_predictor
+
+
+@pytest.fixture(scope="module")
+def pair(ship_models):
+    """A classifier teacher and student behind one app, with small limits."""
+    config = ServeConfig(
+        str(ship_models["student"]), str(ship_models["teacher"]), backend="torch", max_chars=200, max_texts=8,
+        max_body_bytes=4096, max_batch=16, max_wait_ms=20, threads=1,
+    )  # fmt: skip
+    app = create_app(config)
+    with TestClient(app, raise_server_exceptions=False) as client:
+        yield app, client
+
+
+def test_health_info_and_page(pair):
+    _, client = pair
+    assert client.get("/health").json() == {"status": "ok", "models": ["student", "teacher"]}
+    info = client.get("/info").json()
+    assert info["models"]["student"]["kind"] == "classification" and info["models"]["student"]["layers"] == 2
+    assert info["models"]["teacher"]["layers"] == 4 and info["models"]["student"]["params"] > 0
+    assert info["models"]["student"]["backend"] == "pytorch fp32" and info["limits"]["max_chars"] == 200
+    page = client.get("/")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert 'id="answer-teacher"' in page.text and 'id="answer-student"' in page.text
+    assert client.get("/static/app.js").status_code == 200 and client.get("/static/style.css").status_code == 200
+
+
+def test_predict_one_text_and_a_list(pair):
+    _, client = pair
+    one = client.post("/predict", json={"text": "the old man and the sea"}).json()
+    assert one["model"] == "student" and one["kind"] == "classification" and one["latency_ms"] > 0
+    (prediction,) = one["predictions"]
+    assert prediction["label"] in ("negative", "positive")
+    assert sum(prediction["probabilities"].values()) == pytest.approx(1.0, abs=1e-5)
+    assert prediction["score"] == max(prediction["probabilities"].values())
+    many = client.post("/predict", json={"texts": ["a good day", "a bad night", "the sea"], "model": "teacher"}).json()
+    assert many["model"] == "teacher" and len(many["predictions"]) == 3
+    # Batched and alone give the same answer.
+    alone = client.post("/predict", json={"text": "a bad night", "model": "teacher"}).json()["predictions"][0]
+    assert many["predictions"][1]["probabilities"] == pytest.approx(alone["probabilities"], abs=1e-5)
+
+
+BAD_REQUESTS = [
+    ({"text": ""}, 422, "empty"),
+    ({"text": "   \n"}, 422, "empty"),
+    ({"text": "sea " * 100}, 422, "limit is 200"),
+    ({"texts": []}, 422, "non-empty list"),
+    ({"texts": ["ok", ""]}, 422, "text 1 is empty"),
+    ({"texts": ["a"] * 9}, 422, "limit is 8"),
+    ({"texts": "not a list"}, 422, "non-empty list"),
+    ({"text": 42}, 422, "must be a string"),
+    ({"text": ["a list"]}, 422, "must be a string"),
+    ({"text": "a", "texts": ["b"]}, 422, "exactly one input"),
+    ({}, 422, "exactly one input"),
+    ({"txt": "typo"}, 422, "unknown field 'txt'"),
+    ({"text": "a", "model": "nope"}, 422, "not loaded"),
+    ({"question": "who?", "context": "the sea"}, 422, "takes text"),
+    (["a", "list"], 422, "JSON object"),
+    ("just a string", 422, "JSON object"),
+]
+
+
+@pytest.mark.parametrize(("body", "status", "message"), BAD_REQUESTS)
+def test_bad_json_shapes_get_4xx_json_errors(pair, body, status, message):
+    _, client = pair
+    response = client.post("/predict", json=body)
+    assert response.status_code == status and message in response.json()["error"]
+
+
+@pytest.mark.parametrize(
+    ("content", "status", "message"),
+    [
+        (b"\xff\xfe not utf-8", 400, "not valid UTF-8"),
+        (b'{"text": "caf\xe9"}', 400, "not valid UTF-8"),
+        (b'{"text": "unterminated', 400, "not valid JSON"),
+        (b"", 400, "empty body"),
+        (b"[" * 2000 + b"]" * 2000, 400, "nested too deeply"),
+        (b'{"text": "\\ud800 is a lone surrogate"}', 422, "not valid Unicode"),
+        (b'{"text": "' + b"a" * 5000 + b'"}', 413, "4096-byte limit"),
+    ],
+)
+def test_bad_bodies_get_4xx_json_errors(pair, content, status, message):
+    _, client = pair
+    response = client.post("/predict", content=content, headers={"content-type": "application/json"})
+    assert response.status_code == status and message in response.json()["error"]
+
+
+def test_oversized_streamed_body_without_length_is_refused(pair):
+    _, client = pair
+
+    def chunks():
+        for _ in range(10):
+            yield b"a" * 1000
+
+    response = client.post("/predict", content=chunks(), headers={"content-type": "application/json"})
+    assert response.status_code == 413 and "limit" in response.json()["error"]
+
+
+def test_unknown_routes_and_methods_are_json_errors(pair):
+    _, client = pair
+    assert client.get("/nope").status_code == 404 and "error" in client.get("/nope").json()
+    response = client.get("/predict")
+    assert response.status_code == 405 and "error" in response.json()
+
+
+def test_micro_batching_merges_concurrent_requests(pair):
+    app, client = pair
+    batcher, predictor = app.state.batchers["student"], app.state.predictors["student"]
+    started = threading.Event()
+    real_predict = batcher.predict
+
+    def slow_predict(items):
+        started.set()
+        time.sleep(0.2)  # while the first batch computes, the other requests queue up and merge
+        return real_predict(items)
+
+    batcher.predict = slow_predict
+    before = len(batcher.batch_sizes)
+    try:
+        with concurrent.futures.ThreadPoolExecutor(12) as pool:
+            first = pool.submit(client.post, "/predict", json={"text": "the first one"})
+            assert started.wait(10)
+            rest = [pool.submit(client.post, "/predict", json={"text": f"the sea {i}"}) for i in range(11)]
+            responses = [first.result(), *(f.result() for f in rest)]
+    finally:
+        batcher.predict = real_predict
+    assert all(r.status_code == 200 for r in responses)
+    sizes = list(batcher.batch_sizes)[before:]
+    assert sum(sizes) == 12 and max(sizes) > 1, sizes
+    assert client.get("/info").json()["models"]["student"]["batching"]["largest_batch"] >= max(sizes)
+    assert predictor.kind == "classification"
+
+
+def test_32_concurrent_clients_mixing_good_and_bad_requests_get_no_5xx(pair):
+    _, client = pair
+    bodies = [
+        {"json": {"text": "a good day at sea"}},
+        {"json": {"texts": ["the ship", "the whale"], "model": "teacher"}},
+        {"json": {"text": ""}},
+        {"content": b"\xff\xfe"},
+        {"json": {"text": "x" * 500}},
+        {"json": [1, 2]},
+        {"content": b'{"text": '},
+        {"json": {"text": "she said no", "model": "teacher"}},
+    ]
+    with concurrent.futures.ThreadPoolExecutor(32) as pool:
+        responses = list(pool.map(lambda i: client.post("/predict", **bodies[i % len(bodies)]), range(128)))
+    statuses = [r.status_code for r in responses]
+    assert not [s for s in statuses if s >= 500]
+    assert statuses.count(200) == 128 // len(bodies) * 3 and all(r.json() for r in responses)
+
+
+def test_internal_failure_is_a_json_500_and_the_server_keeps_serving(pair):
+    app, client = pair
+    batcher = app.state.batchers["student"]
+    real_predict = batcher.predict
+
+    def broken(items):
+        raise RuntimeError("boom")
+
+    batcher.predict = broken
+    try:
+        response = client.post("/predict", json={"text": "the sea"})
+    finally:
+        batcher.predict = real_predict
+    assert response.status_code == 500 and response.json() == {"error": "internal error: RuntimeError"}
+    assert client.post("/predict", json={"text": "the sea"}).status_code == 200
+
+
+def _client(ship_models, name: str, backend: str = "torch") -> TestClient:
+    predictor = load_predictor("student", str(ship_models[name]), backend, threads=1)
+    return TestClient(create_app(ServeConfig("unused"), {"student": predictor}), raise_server_exceptions=False)
+
+
+def test_embedding_model_returns_unit_vectors(ship_models):
+    with _client(ship_models, "embedding") as client:
+        body = client.post("/predict", json={"texts": ["the sea", "the ship"]}).json()
+    assert body["kind"] == "embedding"
+    for prediction in body["predictions"]:
+        assert prediction["dim"] == 32 and sum(x * x for x in prediction["embedding"]) == pytest.approx(1.0, abs=1e-4)
+
+
+def test_token_classification_returns_entities_with_spans(ship_models):
+    text = "the captain saw the whale"
+    with _client(ship_models, "ner") as client:
+        (prediction,) = client.post("/predict", json={"text": text}).json()["predictions"]
+    for entity in prediction["entities"]:
+        assert text[entity["start"] : entity["end"]] == entity["text"] and entity["label"] in ("PER", "LOC")
+
+
+def test_qa_model_answers_from_the_context(ship_models):
+    context = "the captain sat in the old house by the sea"
+    with _client(ship_models, "qa") as client:
+        body = client.post("/predict", json={"question": "where was the captain", "context": context}).json()
+        (answer,) = body["predictions"]
+        assert answer["answer"] == "" or answer["answer"] in context
+        listed = client.post("/predict", json={"inputs": [{"question": "who", "context": context}] * 2}).json()
+        assert len(listed["predictions"]) == 2
+        assert client.post("/predict", json={"text": "no question"}).status_code == 422
+        assert client.post("/predict", json={"inputs": [{"question": "who"}]}).status_code == 422
+
+
+def test_onnx_backend_serves_an_export_folder(ship_models, student_int8):
+    predictor = load_predictor("student", str(student_int8), "auto", threads=1)
+    assert predictor.backend == "onnx" and predictor.info["backend"] == "onnxruntime (model.int8.onnx)"
+    torch_params = load_predictor("student", str(ship_models["student"]), "torch").info["params"]
+    assert 0.9 * torch_params < predictor.info["params"] <= 1.1 * torch_params
+    torch_answer = load_predictor("student", str(ship_models["student"]), "torch").predict(["a good day"])[0]
+    assert predictor.predict(["a good day"])[0]["probabilities"].keys() == torch_answer["probabilities"].keys()
+    with pytest.raises(ConfigError, match=r"holds no model\.onnx"):
+        load_predictor("student", str(ship_models["student"]), "onnx")
+
+
+def test_config_collects_every_problem():
+    with pytest.raises(ConfigError) as raised:
+        ServeConfig("s", backend="tensorrt", port=70000, max_chars=0, max_wait_ms=-1)
+    message = str(raised.value)
+    assert "--backend" in message and "--port" in message and "--max-chars" in message and "--max-wait-ms" in message
