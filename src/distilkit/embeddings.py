@@ -1,19 +1,25 @@
 """Sentence embeddings from any encoder, and how faithfully a student reproduces a teacher's.
 
-Mean pooling over non-pad tokens followed by L2 normalisation is what all-MiniLM-L6-v2
-(the embedded default teacher) does in sentence-transformers.
+Pooling and normalisation follow the model's sentence-transformers config when it has one
+(``distilkit.models.sentence``); a bare encoder gets all-MiniLM-L6-v2's recipe, mean pooling over
+non-pad tokens followed by L2 normalisation.
 """
 
 from __future__ import annotations
 
+import gzip
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
-from distilkit.models.teacher import encoder_of
+from distilkit.errors import DataError
+from distilkit.models.sentence import SentenceSpec, embed, pool, read_sentence_spec
+from distilkit.models.teacher import encoder_of, load_model, load_tokenizer, resolve_model_path
 
 
 @torch.inference_mode()
@@ -23,29 +29,65 @@ def encode(
     texts: Sequence[str],
     *,
     batch_size: int = 64,
-    max_len: int = 128,
-    normalize: bool = True,
+    max_len: int | None = None,
+    spec: SentenceSpec | None = None,
 ) -> np.ndarray:
-    """Mean-pooled (and by default L2-normalised) sentence embeddings, (n_texts, hidden) float32."""
+    """Sentence embeddings as sentence-transformers computes them, (n_texts, dim) float32.
+
+    ``spec`` (default: mean pooling + L2 normalisation) says how to pool; ``max_len`` (default: the
+    spec's ``max_seq_length``, else the tokenizer's limit) is where inputs are truncated.
+    """
+    spec = spec or SentenceSpec()
     encoder = encoder_of(model).eval()
     device = next(encoder.parameters()).device
+    max_len = max_len or spec.max_length(encoder.config, tokenizer)
     # Sort by length so each batch pads little; restore the caller's order at the end.
     order = np.argsort([-len(t) for t in texts], kind="stable")
     chunks = []
     for start in range(0, len(texts), batch_size):
         batch = [texts[i] for i in order[start : start + batch_size]]
+        if spec.do_lower_case:
+            batch = [text.lower() for text in batch]
         inputs = tokenizer(batch, padding=True, truncation=True, max_length=max_len, return_tensors="pt")
         inputs = {k: v.to(device) for k, v in inputs.items() if k in ("input_ids", "attention_mask", "token_type_ids")}
         hidden = encoder(**inputs).last_hidden_state
-        mask = inputs["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-        pooled = (hidden * mask).sum(1) / mask.sum(1).clamp_min(1e-9)
-        if normalize:
-            pooled = torch.nn.functional.normalize(pooled, dim=-1)
-        chunks.append(pooled.float().cpu().numpy())
-    embeddings = np.concatenate(chunks) if chunks else np.zeros((0, encoder.config.hidden_size), np.float32)
+        chunks.append(embed(pool(hidden, inputs["attention_mask"], spec.pooling), spec).float().cpu().numpy())
+    width = encoder.config.hidden_size * len(spec.pooling) if not chunks else chunks[0].shape[1]
+    embeddings = np.concatenate(chunks) if chunks else np.zeros((0, width), np.float32)
     restored = np.empty_like(embeddings)
     restored[order] = embeddings
     return restored
+
+
+def read_lines(path: Path) -> list[str]:
+    """The non-blank, stripped lines of a UTF-8 text file (gzip when it ends in .gz): texts to embed."""
+    if not path.is_file():
+        raise DataError(f"text file not found: {path}")
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rt", encoding="utf-8") as handle:
+            return [line.strip() for line in handle if line.strip()]
+    except (OSError, UnicodeDecodeError, EOFError) as exc:
+        raise DataError(f"cannot read {path} as UTF-8 text: {exc}") from None
+
+
+@dataclass
+class SentenceModel:
+    """A model folder loaded for sentence embeddings: the model, its tokenizer and its pooling recipe."""
+
+    path: str
+    model: nn.Module
+    tokenizer: object
+    spec: SentenceSpec
+
+    def encode(self, texts: Sequence[str], batch_size: int = 64, max_len: int | None = None) -> np.ndarray:
+        return encode(self.model, self.tokenizer, texts, batch_size=batch_size, max_len=max_len, spec=self.spec)
+
+
+def load_sentence_model(name_or_path: str | Path) -> SentenceModel:
+    """Load a model folder (a sentence-transformers folder, a distilkit student or a bare encoder) for encoding."""
+    path = resolve_model_path(name_or_path)
+    return SentenceModel(path, load_model(path), load_tokenizer(path), read_sentence_spec(path))
 
 
 def embedding_fidelity(teacher_emb: np.ndarray, student_emb: np.ndarray, k: int = 10) -> dict[str, float]:
@@ -78,7 +120,7 @@ def count_parameters(model: nn.Module) -> int:
 
 
 def time_encode(model: nn.Module, tokenizer, texts: Sequence[str], repeats: int = 3, **kwargs) -> float:
-    """Median seconds to embed ``texts`` (one warm-up pass excluded)."""
+    """Median seconds to embed ``texts`` (one warm-up pass excluded); ``kwargs`` go to :func:`encode`."""
     encode(model, tokenizer, texts[: min(len(texts), 8)], **kwargs)
     times = []
     for _ in range(repeats):
@@ -86,3 +128,19 @@ def time_encode(model: nn.Module, tokenizer, texts: Sequence[str], repeats: int 
         encode(model, tokenizer, texts, **kwargs)
         times.append(time.perf_counter() - start)
     return float(np.median(times))
+
+
+def encode_seconds(
+    models: Sequence[SentenceModel], texts: Sequence[str], repeats: int = 5, batch_size: int = 64
+) -> list[float]:
+    """Median seconds per model to embed ``texts``, timed in interleaved rounds so that every model
+    sees the same machine load (one warm-up pass each, excluded)."""
+    for model in models:
+        model.encode(texts[: min(len(texts), 8)], batch_size=batch_size)
+    times: list[list[float]] = [[] for _ in models]
+    for _ in range(repeats):
+        for model, seconds in zip(models, times, strict=True):
+            start = time.perf_counter()
+            model.encode(texts, batch_size=batch_size)
+            seconds.append(time.perf_counter() - start)
+    return [float(np.median(seconds)) for seconds in times]

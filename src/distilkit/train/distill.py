@@ -1,4 +1,9 @@
-"""General distillation (DistilBERT recipe): the config and the training loop, top to bottom."""
+"""General distillation: the config and the training loop, top to bottom.
+
+Objective "mlm" is the DistilBERT recipe (soft-target KL + masked LM + cosine on masked text);
+"embedding" trains the student to reproduce a sentence-embedding teacher's pooled sentence vectors
+on unmasked text (MSE + cosine), both with optional hidden-state and attention matching.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +15,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
+from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from distilkit.data.dataset import BatchPlan, TokenDataset, micro_batches, pad_batch
@@ -23,6 +29,7 @@ from distilkit.train.objective import EncoderWithHead, compute_terms
 from distilkit.train.setup import (
     check_compatible,
     load_models,
+    load_projection,
     prepare_out_dir,
     resolve_objective,
     save_student,
@@ -32,6 +39,7 @@ from distilkit.train.setup import (
 log = logging.getLogger(__name__)
 
 CALIBRATION_STEPS = 5  # steps timed before a time-budgeted run fixes its length
+OBJECTIVES = ("mlm", "embedding")
 
 
 @dataclass(frozen=True)
@@ -40,12 +48,17 @@ class DistillConfig:
     student: str
     data: str
     out: str
-    # Loss weights and temperature: DistilBERT release (train.py / distillation README).
+    objective: str = "mlm"  # mlm: DistilBERT's triple loss; embedding: a sentence-embedding teacher's embeddings
+    # Loss weights and temperature: DistilBERT release (train.py / distillation README). ce/mlm/cos: mlm objective.
     alpha_ce: float = 5.0  # soft-target KL on the teacher's MLM distribution
     alpha_mlm: float = 2.0  # masked-LM cross-entropy on the hard targets
     alpha_cos: float = 1.0  # cosine loss on the last hidden states
     alpha_hidden: float = 0.0  # MSE on mapped intermediate hidden states (TinyBERT)
     alpha_attention: float = 0.0  # KL between attention distributions (MiniLM)
+    # Embedding objective (sentence-transformers distillation, Reimers & Gurevych 2020: MSE to the teacher's
+    # embeddings), weights from benchmarks/embedding_students.py on all-MiniLM-L6-v2.
+    alpha_emb_mse: float = 1.0  # MSE between pooled sentence vectors (before L2 normalisation)
+    alpha_emb_cos: float = 1.0  # 1 − cosine between the sentence embeddings
     temperature: float = 2.0
     layer_map: str | None = None  # hidden-state pairs "s:t,...", default: each student layer ↔ its source layer
     attention_map: str | None = None  # attention layer pairs "s:t,...", default: last ↔ last (MiniLM)
@@ -78,10 +91,14 @@ class DistillConfig:
 
     def __post_init__(self) -> None:
         problems = []
+        if self.objective not in OBJECTIVES:
+            problems.append(f"--objective must be one of {', '.join(OBJECTIVES)}, got '{self.objective}'")
         weights = [self.alpha_ce, self.alpha_mlm, self.alpha_cos, self.alpha_hidden, self.alpha_attention]
+        weights += [self.alpha_emb_mse, self.alpha_emb_cos]
         if any(w < 0 for w in weights):
             problems.append("loss weights must be ≥ 0")
-        if all(w == 0 for w in weights):
+        used = (self.alpha_emb_mse, self.alpha_emb_cos) if self.objective == "embedding" else weights[:3]
+        if all(w == 0 for w in (*used, self.alpha_hidden, self.alpha_attention)):
             problems.append("every loss weight is 0 — nothing to train")
         if self.temperature <= 0:
             problems.append("--temperature must be > 0")
@@ -133,6 +150,7 @@ def _distill(config: DistillConfig, runtime: loop.Runtime, callback: Callable[[d
     teacher, student = load_models(config)
     objective, notes = resolve_objective(config, teacher, student)
     check_compatible(teacher, student, data.meta, objective)
+    projection = load_projection(config, teacher, student) if objective.kind == "embedding" else None
     for note in notes:
         (log.info if callback else log.warning)(note)  # with a callback the caller shows it
         emit({"event": "note", "message": note})
@@ -143,8 +161,11 @@ def _distill(config: DistillConfig, runtime: loop.Runtime, callback: Callable[[d
     loop.seed_everything(config.seed)
     teacher.to(runtime.device).eval().requires_grad_(False)
     student.to(runtime.device).train()
-    teacher_fwd = EncoderWithHead(teacher)
-    student_fwd = EncoderWithHead(student)
+    # What the optimizer, clipping and checkpoints own: the student, plus the loss projection of a narrower one.
+    trainable = student if projection is None else nn.ModuleDict({"student": student, "projection": projection})
+    trainable.to(runtime.device)
+    teacher_fwd = EncoderWithHead(teacher, objective.pooling)
+    student_fwd = EncoderWithHead(student, objective.pooling, projection)
     if runtime.distributed:
         # find_unused_parameters: the pooler (and an unused MLM head) get no gradient.
         student_fwd = DistributedDataParallel(student_fwd, find_unused_parameters=True)
@@ -153,7 +174,7 @@ def _distill(config: DistillConfig, runtime: loop.Runtime, callback: Callable[[d
     plan = BatchPlan(data.lengths, config.batch_size * world * accum, config.seed, config.group_by_length)
     per_epoch = plan.batches_per_epoch()
     total_steps = config.max_steps or config.epochs * per_epoch
-    optimizer = loop.build_optimizer(student, config.lr, config.weight_decay)
+    optimizer = loop.build_optimizer(trainable, config.lr, config.weight_decay)
     scheduler = loop.linear_schedule(optimizer, int(config.warmup_ratio * total_steps), total_steps)
     scaler = loop.make_grad_scaler(runtime)
     checkpointer = Checkpointer(out / "checkpoints", keep=config.keep)
@@ -164,7 +185,7 @@ def _distill(config: DistillConfig, runtime: loop.Runtime, callback: Callable[[d
 
     step, bad_streak, skipped = 0, 0, 0
     if config.resume and (latest := checkpointer.latest_good()) is not None:
-        rng, state = checkpointer.load(latest, student, optimizer, scheduler, scaler)
+        rng, state = checkpointer.load(latest, trainable, optimizer, scheduler, scaler)
         check_resumable(state, plan.global_batch, config)
         loop.set_rng_state(rng)
         step, skipped = state["step"], state["skipped_steps"]
@@ -180,7 +201,7 @@ def _distill(config: DistillConfig, runtime: loop.Runtime, callback: Callable[[d
                 "step": step, "skipped_steps": skipped, "global_batch": plan.global_batch, "seed": config.seed,
                 "total_steps": total_steps,
             }  # fmt: skip
-            path = checkpointer.save(step, student, optimizer, scheduler, scaler, loop.rng_state(), state)
+            path = checkpointer.save(step, trainable, optimizer, scheduler, scaler, loop.rng_state(), state)
             emit({"event": "checkpoint", "step": step, "path": str(path)})
         runtime.barrier()
 
@@ -211,7 +232,7 @@ def _distill(config: DistillConfig, runtime: loop.Runtime, callback: Callable[[d
         n_tokens = sum(len(sequences[i]) for chunk in mine for i in chunk)
         n_masked = sum(int((labels[i] != -100).sum()) for chunk in mine for i in chunk) if labels else 0
         n_tokens, n_masked = runtime.all_reduce_sum([n_tokens, n_masked])
-        normalizers = {"tokens": n_tokens, "masked": max(n_masked, 1.0)}
+        normalizers = {"tokens": n_tokens, "masked": max(n_masked, 1.0), "sequences": float(len(sequences))}
         term_sums: dict[str, float] = {}
         for k, chunk in enumerate(mine):
             input_ids, attention_mask = pad_batch([sequences[i] for i in chunk], pad_id)
@@ -237,7 +258,7 @@ def _distill(config: DistillConfig, runtime: loop.Runtime, callback: Callable[[d
             for name, value in terms.items():
                 term_sums[name] = term_sums.get(name, 0.0) + float(value.detach())
         # 4. Clip and step (a non-finite gradient skips the update), then log and checkpoint.
-        grad_norm, stepped = loop.optimizer_step(student, optimizer, scheduler, scaler, config.max_grad_norm)
+        grad_norm, stepped = loop.optimizer_step(trainable, optimizer, scheduler, scaler, config.max_grad_norm)
         step += 1
         names = sorted(term_sums)
         reduced = dict(zip(names, runtime.all_reduce_sum([term_sums[n] for n in names]), strict=True))
@@ -281,7 +302,7 @@ def _distill(config: DistillConfig, runtime: loop.Runtime, callback: Callable[[d
         writer.close()
     student_dir = out / "student"
     if runtime.is_main:
-        save_student(student, config, student_dir)
+        save_student(student, config, student_dir, objective, projection)
     runtime.barrier()
     emit({"event": "done", "step": step, "student": str(student_dir)})
     return DistillResult(

@@ -1,8 +1,10 @@
 """What the student is trained to match: which outputs to compute and which loss terms to form.
 
-Layer matches are data (lists of ``(student, teacher)`` index pairs), not code branches
-(TextBrewer's intermediate matches). Hidden-state indices count as transformers does:
-0 is the embedding output, i is the output of layer i. Attention indices are 1-based layers.
+Two objectives: "mlm", DistilBERT's triple loss on masked text, and "embedding", the teacher's pooled
+sentence embeddings on unmasked text. Layer matches are data (lists of ``(student, teacher)`` index
+pairs), not code branches (TextBrewer's intermediate matches). Hidden-state indices count as
+transformers does: 0 is the embedding output, i is the output of layer i. Attention indices are
+1-based layers.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from torch import nn
 
 from distilkit import losses
 from distilkit.errors import ConfigError
+from distilkit.models.sentence import SentenceSpec, pool
 from distilkit.models.teacher import encoder_of, mlm_head_of
 
 LayerPairs = list[tuple[int, int]]
@@ -35,12 +38,14 @@ def parse_layer_pairs(text: str | None, flag: str) -> LayerPairs | None:
 
 @dataclass(frozen=True)
 class Objective:
-    """The resolved loss: term weights, temperature and layer matches."""
+    """The resolved loss: term weights, temperature, layer matches and, for embeddings, the pooling recipe."""
 
     weights: dict[str, float]
     temperature: float
     hidden_pairs: LayerPairs = field(default_factory=list)
     attention_pairs: LayerPairs = field(default_factory=list)
+    kind: str = "mlm"  # "mlm" or "embedding"
+    sentence: SentenceSpec | None = None  # embedding objective: how the teacher pools (and the student will)
 
     def active(self, name: str) -> bool:
         return self.weights.get(name, 0.0) > 0
@@ -57,21 +62,40 @@ class Objective:
     def needs_attentions(self) -> bool:
         return self.active("attention")
 
+    @property
+    def pooling(self) -> tuple[str, ...] | None:
+        """Pooling modes when a sentence-embedding term is on, else None."""
+        wanted = self.active("emb_mse") or self.active("emb_cos")
+        return self.sentence.pooling if wanted and self.sentence is not None else None
+
     def active_weights(self) -> dict[str, float]:
         return {name: w for name, w in self.weights.items() if w > 0}
 
 
 class EncoderWithHead(nn.Module):
-    """Runs an encoder and, optionally, its MLM head on the masked rows only.
+    """Runs an encoder and, optionally, its MLM head on the masked rows only, pooling into sentence vectors
+    and, for a student narrower than its teacher, the loss projection into the teacher's width.
 
-    Wrapping the forward in one module lets DDP see every parameter that gets a gradient.
+    Wrapping the forward in one module lets DDP see every parameter that gets a gradient (the
+    projection's included).
     """
 
-    def __init__(self, model: nn.Module) -> None:
+    def __init__(
+        self, model: nn.Module, pooling: tuple[str, ...] | None = None, projection: nn.Linear | None = None
+    ) -> None:
         super().__init__()
         self.model = model
         self.encoder = encoder_of(model)
         self.head = mlm_head_of(model)
+        self.pooling = pooling
+        self.projection = projection
+
+    def _to_teacher_width(self, states: torch.Tensor) -> torch.Tensor:
+        """(..., k·d_s) → (..., k·d_t): P applied to each of the k concatenated d_s-wide blocks."""
+        if self.projection is None:
+            return states
+        blocks = states.unflatten(-1, (-1, self.projection.in_features))
+        return self.projection(blocks).flatten(-2)
 
     def forward(
         self,
@@ -90,10 +114,16 @@ class EncoderWithHead(nn.Module):
             return_dict=True,
         )
         last = out.last_hidden_state
-        logits = None
+        logits = pooled = None
         if masked_rows is not None and self.head is not None:
             logits = self.head(last.flatten(0, 1)[masked_rows])
-        return {"last": last, "hidden": out.hidden_states, "attentions": out.attentions, "logits": logits}
+        if self.pooling is not None:
+            pooled = self._to_teacher_width(pool(last, attention_mask, self.pooling))
+        hidden = out.hidden_states
+        if self.projection is not None:
+            last = self._to_teacher_width(last)
+            hidden = tuple(self._to_teacher_width(h) for h in hidden) if hidden is not None else None
+        return {"last": last, "hidden": hidden, "attentions": out.attentions, "logits": logits, "pooled": pooled}
 
 
 def _query_rows(attention: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -112,7 +142,11 @@ def compute_terms(
     """The unweighted loss terms of one micro-batch, each normalised by the *global* row count.
 
     attention_mask: (B, L); mlm_labels: (n_masked,) targets at the masked rows.
-    normalizers: global counts — "masked" (masked tokens), "tokens" (non-pad tokens).
+    normalizers: global counts — "masked" (masked tokens), "tokens" (non-pad tokens), "sequences".
+    The sentence-embedding terms are the hidden-state losses applied to rows that are pooled
+    sentence vectors (B, k·d_t): emb_mse = Σ_rows mean_d (s − t)² / n_sequences on the vectors
+    before L2 normalisation (so it also pins their scale), emb_cos = Σ_rows (1 − cos(s, t)) /
+    n_sequences (scale-free: the same on the normalised embeddings).
     """
     tokens = attention_mask.bool()
     terms: dict[str, torch.Tensor] = {}
@@ -122,6 +156,10 @@ def compute_terms(
         )
     if objective.active("mlm"):
         terms["mlm"] = losses.masked_lm_ce(student_out["logits"], mlm_labels, normalizers["masked"])
+    if objective.active("emb_mse"):
+        terms["emb_mse"] = losses.hidden_mse(student_out["pooled"], teacher_out["pooled"], normalizers["sequences"])
+    if objective.active("emb_cos"):
+        terms["emb_cos"] = losses.hidden_cosine(student_out["pooled"], teacher_out["pooled"], normalizers["sequences"])
     if objective.active("cos"):
         terms["cos"] = losses.hidden_cosine(
             student_out["last"][tokens], teacher_out["last"][tokens], normalizers["tokens"]

@@ -9,12 +9,21 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import torch
 from torch import nn
 
 from distilkit.errors import ConfigError, ModelError
 from distilkit.io import atomic_dir, atomic_write_text, read_jsonl, write_json
-from distilkit.models.student import LAYERS_CONFIG_KEY, spread_layers
-from distilkit.models.teacher import hidden_size, load_model, load_tokenizer, mlm_head_of, num_layers
+from distilkit.models.sentence import read_sentence_spec, write_sentence_files
+from distilkit.models.student import LAYERS_CONFIG_KEY, PROJECTION_FILE, spread_layers
+from distilkit.models.teacher import (
+    hidden_size,
+    load_model,
+    load_tokenizer,
+    mlm_head_of,
+    num_layers,
+    resolve_model_path,
+)
 from distilkit.train.objective import Objective, parse_layer_pairs
 
 if TYPE_CHECKING:
@@ -48,15 +57,30 @@ def load_models(config: DistillConfig) -> tuple[nn.Module, nn.Module]:
 
 def resolve_objective(config: DistillConfig, teacher: nn.Module, student: nn.Module) -> tuple[Objective, list[str]]:
     """Term weights, layer pairs, and notes on what was switched off and why."""
-    weights = {
-        "kl": config.alpha_ce,
-        "mlm": config.alpha_mlm,
-        "cos": config.alpha_cos,
-        "hidden": config.alpha_hidden,
-        "attention": config.alpha_attention,
-    }
     notes = []
-    wants_mlm = weights["kl"] > 0 or weights["mlm"] > 0
+    sentence = None
+    if config.objective == "embedding":
+        weights = {
+            "emb_mse": config.alpha_emb_mse,
+            "emb_cos": config.alpha_emb_cos,
+            "hidden": config.alpha_hidden,
+            "attention": config.alpha_attention,
+        }
+        sentence = read_sentence_spec(resolve_model_path(config.teacher))
+        if not sentence.from_folder:
+            notes.append(
+                "the teacher is not a sentence-transformers folder (no modules.json): its sentence embeddings are "
+                "taken as mean pooling + L2 normalisation"
+            )
+    else:
+        weights = {
+            "kl": config.alpha_ce,
+            "mlm": config.alpha_mlm,
+            "cos": config.alpha_cos,
+            "hidden": config.alpha_hidden,
+            "attention": config.alpha_attention,
+        }
+    wants_mlm = weights.get("kl", 0) > 0 or weights.get("mlm", 0) > 0
     if wants_mlm and mlm_head_of(teacher) is None:
         weights["kl"] = weights["mlm"] = 0.0
         notes.append(
@@ -88,7 +112,7 @@ def resolve_objective(config: DistillConfig, teacher: nn.Module, student: nn.Mod
             raise ConfigError(
                 f"--attention-map pair {s}:{t} is out of range (student 1..{n_student}, teacher 1..{n_teacher})"
             )
-    objective = Objective(weights, config.temperature, hidden_pairs, attention_pairs)
+    objective = Objective(weights, config.temperature, hidden_pairs, attention_pairs, config.objective, sentence)
     return objective, notes
 
 
@@ -104,9 +128,8 @@ def check_compatible(teacher: nn.Module, student: nn.Module, meta: dict, objecti
         raise ModelError(
             f"teacher vocabulary ({t_vocab}) and student vocabulary ({s_vocab}) differ — the KL term needs them equal"
         )
-    if (objective.active("cos") or objective.active("hidden")) and hidden_size(teacher.config) != hidden_size(
-        student.config
-    ):
+    narrower = hidden_size(teacher.config) != hidden_size(student.config)
+    if (objective.active("cos") or objective.active("hidden")) and narrower and objective.kind != "embedding":
         raise ModelError(
             f"teacher hidden size {hidden_size(teacher.config)} and student hidden size {hidden_size(student.config)} "
             "differ — the cosine and hidden-state terms need them equal"
@@ -120,6 +143,32 @@ def check_compatible(teacher: nn.Module, student: nn.Module, meta: dict, objecti
                 f"teacher ({heads[0]}) and student ({heads[1]}) attention heads differ — "
                 "the attention term needs them equal"
             )
+
+
+def load_projection(config: DistillConfig, teacher: nn.Module, student: nn.Module) -> nn.Linear | None:
+    """The loss projection P (d_s → d_t) of a student narrower than its teacher, from the student folder.
+
+    None when the widths are equal. ``init-student --hidden-size`` writes P (see
+    ``distilkit.models.student.selection_projection``); distill trains it with the student.
+    """
+    d_teacher, d_student = hidden_size(teacher.config), hidden_size(student.config)
+    if d_teacher == d_student:
+        return None
+    path = Path(resolve_model_path(config.student)) / PROJECTION_FILE
+    if not path.is_file():
+        raise ModelError(
+            f"the student is narrower than the teacher ({d_student} vs {d_teacher}) but has no {PROJECTION_FILE} — "
+            "build it with `distilkit init-student --hidden-size`"
+        )
+    from safetensors.torch import load_file
+
+    weight = load_file(str(path)).get("weight")
+    if weight is None or tuple(weight.shape) != (d_teacher, d_student):
+        raise ModelError(f"{path} must hold 'weight' of shape ({d_teacher}, {d_student})")
+    projection = nn.Linear(d_student, d_teacher, bias=False)
+    with torch.no_grad():
+        projection.weight.copy_(weight)
+    return projection
 
 
 def prepare_out_dir(out: Path, config: DistillConfig, objective: Objective, resume: bool) -> None:
@@ -142,6 +191,8 @@ def prepare_out_dir(out: Path, config: DistillConfig, objective: Objective, resu
         "command": "distill",
         "config": asdict(config),
         "objective": {
+            "kind": objective.kind,
+            "pooling": list(objective.pooling) if objective.pooling else None,
             "weights": objective.active_weights(),
             "temperature": objective.temperature,
             "hidden_pairs": objective.hidden_pairs if objective.active("hidden") else [],
@@ -152,8 +203,19 @@ def prepare_out_dir(out: Path, config: DistillConfig, objective: Objective, resu
     write_json(out / "config.json", record)
 
 
-def save_student(student: nn.Module, config: DistillConfig, student_dir: Path) -> None:
-    """The final, weights-only export: save_pretrained + tokenizer, loadable by plain transformers."""
+def save_student(
+    student: nn.Module,
+    config: DistillConfig,
+    student_dir: Path,
+    objective: Objective | None = None,
+    projection: nn.Linear | None = None,
+) -> None:
+    """The final, weights-only export: save_pretrained + tokenizer, loadable by plain transformers.
+
+    With the embedding objective the folder is a sentence-transformers folder too (the teacher's
+    pooling files, the student's width): ``SentenceTransformer(student_dir)`` loads it. A narrower
+    student's trained loss projection is kept beside it, for a later run to continue with.
+    """
     try:
         tokenizer = load_tokenizer(config.student)
     except ModelError:
@@ -161,6 +223,14 @@ def save_student(student: nn.Module, config: DistillConfig, student_dir: Path) -
     with atomic_dir(student_dir, overwrite=True) as tmp:
         student.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
+        if objective is not None and objective.sentence is not None:
+            positions = student.config.max_position_embeddings
+            teacher_dir = resolve_model_path(config.teacher)
+            write_sentence_files(tmp, objective.sentence, hidden_size(student.config), positions, teacher_dir)
+        if projection is not None:
+            from safetensors.torch import save_file
+
+            save_file({"weight": projection.weight.detach().cpu().contiguous()}, str(tmp / PROJECTION_FILE))
 
 
 def trim_log(path: Path, step: int) -> None:

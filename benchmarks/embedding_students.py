@@ -1,0 +1,255 @@
+"""Sentence-embedding students of the embedded teacher (all-MiniLM-L6-v2): quality, speed and size, before and after.
+
+Workload (issue: sentence-embedding distillation): students of 2, 3 and 4 layers, their layers chosen by
+`init-student --layers auto` (mean-cosine probe on a sample of the training text), plus the 3-layer student
+with evenly spread layers [0, 2, 5] for comparison. Each is distilled with `distill --objective embedding`
+on WikiText-2 (train split, cut into sentences) for a fixed time budget, then scored zero-shot on STS-B
+(`test_with_scores`, Spearman of cosine similarity ×100) before and after. Speed-up: teacher and student
+embed the same 512 STS-B sentences in interleaved timed passes (median of 5), on this machine, now.
+Retrieval fidelity: nearest-neighbour agreement with the teacher over the STS-B test sentences.
+
+Data: ../shared/data relative to the repository root, or $DISTILKIT_SHARED_DATA. Results are written after
+every model to benchmarks/results/embedding_students.{json,md} and the quality-vs-speed plot .png.
+
+    python benchmarks/embedding_students.py [--budget 300] [--layers 2,3,4] [--validate-probe]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import re
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from distilkit.data.prepare import PrepareConfig, prepare
+from distilkit.embeddings import SentenceModel, embedding_fidelity, encode_seconds, load_sentence_model
+from distilkit.io import atomic_write_text, write_json
+from distilkit.models.student import InitStudentConfig, build_student, init_student, probe_sample
+from distilkit.models.teacher import DEFAULT_TEACHER
+from distilkit.tasks.sts import StsConfig, read_sts, retrieval_pool, sts_score
+from distilkit.train.distill import DistillConfig, distill
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "benchmarks" / "results"
+SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z\"'(])")
+
+
+def shared_data() -> Path:
+    root = Path(os.environ.get("DISTILKIT_SHARED_DATA", REPO.parent / "shared" / "data"))
+    needed = [root / "text" / "wikitext-2-raw" / "wiki.train.raw", root / "glue" / "STS-B" / "test_with_scores.tsv"]
+    missing = [str(p) for p in needed if not p.is_file()]
+    if missing:
+        sys.exit(f"shared data not found ({', '.join(missing)}) — set DISTILKIT_SHARED_DATA to the shared/data folder")
+    return root
+
+
+def wiki_sentences(source: Path, target: Path) -> int:
+    """WikiText-2 paragraphs → one sentence per line (headings and fragments under 4 words dropped)."""
+    sentences = []
+    for line in source.read_text(encoding="utf-8").splitlines():
+        line = line.strip()
+        if line and not line.startswith("="):
+            sentences += [s for s in SENTENCE_END.split(line) if len(s.split()) >= 4]
+    atomic_write_text(target, "\n".join(sentences) + "\n")
+    return len(sentences)
+
+
+def size_mib(model_dir: Path) -> float:
+    return sum(p.stat().st_size for p in model_dir.glob("model*.safetensors")) / 2**20
+
+
+class Scorer:
+    """STS-B score, retrieval fidelity and speed-up of models against the teacher, teacher work done once."""
+
+    def __init__(self, sts_dir: Path, teacher: SentenceModel) -> None:
+        self.pairs = read_sts(sts_dir, "test_with_scores")
+        self.teacher = teacher
+        self.pool = retrieval_pool(StsConfig(teacher.path, str(sts_dir)), self.pairs)
+        self.teacher_pool = teacher.encode(self.pool)
+        self.teacher_sts = sts_score(teacher, self.pairs)["spearman"]
+
+    def score(self, model: SentenceModel, speed: bool = True) -> dict:
+        result = {
+            "stsb_spearman": sts_score(model, self.pairs)["spearman"],
+            **embedding_fidelity(self.teacher_pool, model.encode(self.pool)),
+        }
+        result["retention"] = result["stsb_spearman"] / self.teacher_sts
+        if speed:
+            teacher_s, student_s = encode_seconds([self.teacher, model], self.pool[:512], repeats=5)
+            result.update(teacher_seconds=teacher_s, student_seconds=student_s, speedup=teacher_s / student_s)
+        return result
+
+
+def validate_probe(teacher: SentenceModel, scorer: Scorer, texts: list[str], n_layers: int = 3) -> list[dict]:
+    """Every undistilled n-layer subset: probe score (mean cosine to the teacher) and zero-shot STS-B."""
+    from itertools import combinations
+
+    target = teacher.encode(texts, max_len=128)
+    rows = []
+    for layers in combinations(range(teacher.model.config.num_hidden_layers), n_layers):
+        student = SentenceModel("", build_student(teacher.model, list(layers)).eval(), teacher.tokenizer, teacher.spec)
+        probe = float((student.encode(texts, max_len=128) * target).sum(1).mean())
+        rows.append(
+            {"layers": list(layers), "probe": probe, "stsb_spearman": sts_score(student, scorer.pairs)["spearman"]}
+        )
+        print(f"probe {layers}: {probe:.4f}  STS-B {rows[-1]['stsb_spearman']:.2f}", flush=True)
+    return rows
+
+
+def write_results(record: dict) -> None:
+    write_json(RESULTS / "embedding_students.json", record)
+    teacher = record["teacher"]
+    lines = [
+        "# Sentence-embedding students of all-MiniLM-L6-v2",
+        "",
+        f"Command: `{record['command']}`  ",
+        f"Machine: {record['machine']}. Distillation: {record['distill']}.  ",
+        f"Teacher: STS-B test Spearman {teacher['stsb_spearman']:.2f}, {teacher['size_mib']:.1f} MiB.",
+        "",
+        "| student | teacher layers | STS-B before | STS-B after | retained | nn@1 | nn@10 | speed-up | MiB | steps |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for s in record["students"]:
+        after = s.get("after", {})
+        cells = [
+            s["name"], ",".join(map(str, s["layers"])), f"{s['before']['stsb_spearman']:.2f}",
+            f"{after['stsb_spearman']:.2f}" if after else "…", f"{after['retention']:.1%}" if after else "…",
+            f"{after['nn_agreement@1']:.1%}" if after else "…", f"{after['nn_recall@10']:.1%}" if after else "…",
+            f"{after['speedup']:.2f}×" if after else "…", f"{s['size_mib']:.1f}", str(s.get("steps", "…")),
+        ]  # fmt: skip
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", "Targets: 3 layers ≥ 98.5% of the teacher's STS-B at ≥ 1.9×, 2 layers ≥ 95% at ≥ 2.7×.", ""]
+    for s in record["students"]:
+        if s.get("probe"):
+            best = ", ".join(f"{','.join(map(str, p['layers']))}: {p['score']:.3f}" for p in s["probe"][:5])
+            lines.append(f"- {s['name']} layer probe ({s['probe_seconds']:.0f} s), best 5 of {len(s['probe'])}: {best}")
+    if record.get("probe_validation"):
+        rows = record["probe_validation"]
+        lines += ["", "## Probe validation: every undistilled 3-layer subset", "",
+                  "| layers | probe (mean cosine) | STS-B |", "|---|---|---|"]  # fmt: skip
+        lines += [f"| {','.join(map(str, r['layers']))} | {r['probe']:.3f} | {r['stsb_spearman']:.2f} |"
+                  for r in sorted(rows, key=lambda r: -r["probe"])]  # fmt: skip
+    atomic_write_text(RESULTS / "embedding_students.md", "\n".join(lines) + "\n")
+    plot(record)
+
+
+def plot(record: dict) -> None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("matplotlib missing: no plot (pip install matplotlib)", flush=True)
+        return
+    figure, axis = plt.subplots(figsize=(6.4, 4.2))
+    axis.scatter([1.0], [record["teacher"]["stsb_spearman"]], marker="*", s=160, color="black", label="teacher")
+    for s in record["students"]:
+        after = s.get("after")
+        if not after:
+            continue
+        line = axis.plot([after["speedup"]] * 2, [s["before"]["stsb_spearman"], after["stsb_spearman"]], alpha=0.4)[0]
+        axis.scatter([after["speedup"]], [after["stsb_spearman"]], color=line.get_color(), label=s["name"])
+        axis.scatter([after["speedup"]], [s["before"]["stsb_spearman"]], color=line.get_color(), marker="x")
+    axis.set_xlabel("speed-up over the teacher (CPU, encode)")
+    axis.set_ylabel("STS-B test Spearman ×100")
+    axis.set_title("quality vs speed (× = before distillation)")
+    axis.grid(alpha=0.3)
+    axis.legend(fontsize=8)
+    figure.savefig(RESULTS / "embedding_students.png", dpi=110, bbox_inches="tight")
+    plt.close(figure)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--budget", type=float, default=300, help="distillation seconds per student")
+    parser.add_argument("--layers", default="2,3,4", help="student sizes (auto-selected layers)")
+    parser.add_argument("--no-even", action="store_true", help="skip the evenly spread 3-layer comparison")
+    parser.add_argument("--max-len", type=int, default=64, help="training sequence length (tokens)")
+    parser.add_argument("--lr", type=float, default=1e-4)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--alpha-hidden", type=float, default=1.0)
+    parser.add_argument("--probe-samples", type=int, default=512)
+    parser.add_argument("--validate-probe", action="store_true", help="also score every 3-layer subset on STS-B")
+    parser.add_argument("--work", default=None, help="scratch folder (default: a temporary one)")
+    args = parser.parse_args()
+    shared = shared_data()
+    work = Path(args.work or tempfile.mkdtemp(prefix="distilkit-emb-"))
+    work.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    print(f"work folder {work}", flush=True)
+
+    train_text = work / "wiki_sentences.txt"
+    n_sentences = wiki_sentences(shared / "text" / "wikitext-2-raw" / "wiki.train.raw", train_text)
+    stats = prepare(PrepareConfig(DEFAULT_TEACHER, (str(train_text),), str(work / "data"), max_len=args.max_len,
+                                  overwrite=True))  # fmt: skip
+    teacher = load_sentence_model(DEFAULT_TEACHER)
+    scorer = Scorer(shared / "glue" / "STS-B", teacher)
+    record = {
+        "benchmark": "embedding_students",
+        "command": "python " + " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]),
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPU threads visible, torch {torch.__version__} "
+        f"({torch.get_num_threads()} threads), shared with other jobs — timings are indicative",
+        "distill": f"objective embedding, {args.budget:.0f} s per student, lr {args.lr}, batch {args.batch_size}, "
+        f"max_len {args.max_len}, alpha_emb_mse/cos 1/1, alpha_hidden {args.alpha_hidden}",
+        "data": {
+            "train": f"WikiText-2 train: {n_sentences} sentences, {stats['n_sequences']} sequences, "
+            f"{stats['n_tokens']} tokens",
+            "eval": "STS-B test_with_scores (1379 pairs)",
+        },
+        "teacher": {"stsb_spearman": scorer.teacher_sts, "size_mib": size_mib(Path(teacher.path))},
+        "students": [],
+        "tasks": {},  # read by `distilkit report`: quality retained per student
+    }
+    print(f"teacher STS-B {scorer.teacher_sts:.2f}", flush=True)
+    probe_texts = probe_sample(str(train_text), args.probe_samples, seed=0)
+    if args.validate_probe:
+        record["probe_validation"] = validate_probe(teacher, scorer, probe_texts)
+        write_results(record)
+
+    plans = [(f"{n} layers, auto", "auto", int(n)) for n in args.layers.split(",")]
+    if not args.no_even and "3" in args.layers.split(","):
+        plans.insert(plans.index(next(p for p in plans if p[2] == 3)) + 1, ("3 layers, even spread", "0,2,5", 3))
+    for name, layers, n in plans:
+        tag = name.replace(" ", "").replace(",", "-")
+        probe_started = time.monotonic()
+        init = init_student(InitStudentConfig(
+            DEFAULT_TEACHER, str(work / f"init-{tag}"), layers=layers, num_layers=n if layers == "auto" else None,
+            probe_text=str(train_text), probe_samples=args.probe_samples, overwrite=True,
+        ))  # fmt: skip
+        entry = {"name": name, "layers": init.layers, "probe_seconds": time.monotonic() - probe_started}
+        if init.probe:
+            entry["probe"] = [{"layers": list(k), "score": v} for k, v in init.probe.table()]
+        entry["before"] = scorer.score(load_sentence_model(init.out), speed=False)
+        record["students"].append(entry)
+        write_results(record)
+        print(f"{name}: layers {init.layers}, STS-B before {entry['before']['stsb_spearman']:.2f}", flush=True)
+        result = distill(DistillConfig(
+            teacher=DEFAULT_TEACHER, student=str(init.out), data=str(work / "data"), out=str(work / f"run-{tag}"),
+            objective="embedding", alpha_hidden=args.alpha_hidden, lr=args.lr, batch_size=args.batch_size,
+            epochs=100, time_budget=args.budget, save_every=100_000, overwrite=True, tensorboard=False,
+        ))  # fmt: skip
+        entry.update(steps=result.steps, size_mib=size_mib(result.student_dir))
+        entry["after"] = scorer.score(load_sentence_model(result.student_dir))
+        record["tasks"][f"STS-B ({name})"] = {
+            "teacher": {"score": scorer.teacher_sts}, "student": {"score": entry["after"]["stsb_spearman"]},
+            "retention": entry["after"]["retention"],
+        }  # fmt: skip
+        record["seconds"] = time.monotonic() - started
+        write_results(record)
+        after = entry["after"]
+        print(f"{name}: STS-B after {after['stsb_spearman']:.2f} ({after['retention']:.1%}), "
+              f"{after['speedup']:.2f}×, {result.steps} steps", flush=True)  # fmt: skip
+    print(f"done in {(time.monotonic() - started) / 60:.1f} min", flush=True)
+
+
+if __name__ == "__main__":
+    np.set_printoptions(precision=3)
+    main()

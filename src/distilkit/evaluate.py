@@ -1,0 +1,199 @@
+"""Evaluate a fine-tuned head model on a task split with the task's official metric and, given a teacher,
+compare the two: quality retained (student score / teacher score × 100) and speed-up on the same inputs.
+"""
+
+from __future__ import annotations
+
+import logging
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from distilkit.embeddings import count_parameters
+from distilkit.errors import ConfigError
+from distilkit.io import atomic_dir, atomic_write_text, write_json
+from distilkit.models.teacher import load_tokenizer
+from distilkit.tasks.data import TaskData, collate, encode, model_inputs, read_examples, subsample, task_spec
+from distilkit.tasks.heads import load_head_model, read_task_info
+from distilkit.tasks.predict import headline, predict, predictions_name, render_predictions, score
+from distilkit.train import loop
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class EvaluateConfig:
+    model: str  # fine-tuned head model (finetune / task-distill output)
+    task: str
+    data: str  # same folder (or hf:NAME) the model was trained from
+    split: str = "dev"  # dev (SQuAD: the held-out articles when trained on a dev split), test, test_with_scores
+    teacher: str | None = None  # a second head model: side-by-side scores, retention and speed-up
+    out: str | None = None  # folder for evaluation.json and predictions files
+    max_eval_samples: int | None = None  # a seeded sample of the split (CPU budget)
+    max_len: int | None = None  # default: the length the model was fine-tuned with (distilkit_task.json)
+    stride: int | None = None  # SQuAD window overlap; default: as fine-tuned, else 128
+    batch_size: int = 64  # evaluation batch
+    speed_batch_size: int = 32  # speed is timed on batches of this size (a typical serving batch)
+    speed_batches: int = 4  # batches per timed pass
+    speed_repeats: int = 7  # timings per batch and model, after one warm-up pass
+    speed_threads: int | None = None  # CPU threads while timing (default: torch's); 1 is steadiest on a busy host
+    seed: int = 42
+    device: str = "auto"
+    precision: str = "auto"
+    overwrite: bool = False
+
+    def __post_init__(self) -> None:
+        problems = []
+        try:
+            task_spec(self.task)
+        except ConfigError as error:
+            problems.append(str(error))
+        for name in ("max_eval_samples", "max_len", "batch_size", "speed_batch_size", "speed_batches",
+                     "speed_repeats", "speed_threads"):  # fmt: skip
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                problems.append(f"--{name.replace('_', '-')} must be ≥ 1")
+        if self.stride is not None and self.stride < 0:
+            problems.append("--stride must be ≥ 0")
+        if self.split == "train":
+            problems.append("--split train would score the training data — use dev or test")
+        if problems:
+            raise ConfigError("; ".join(problems))
+
+
+@dataclass
+class Evaluated:
+    """One model scored on the split: its model, data and outputs (kept for the speed test and files)."""
+
+    path: str
+    model: nn.Module
+    data: TaskData
+    pad_id: int
+    predictions: Any
+    summary: dict[str, Any]
+
+
+def heldout_titles(info: dict | None, split: str) -> list[str] | None:
+    """SQuAD: the held-out articles a model trained on part of the dev file must be scored on."""
+    squad_split = (info or {}).get("squad_split")
+    return squad_split["heldout_titles"] if squad_split and split in ("dev", "validation") else None
+
+
+def evaluate_one(path: str, config: EvaluateConfig, runtime: loop.Runtime) -> Evaluated:
+    started = time.monotonic()
+    model, spec = load_head_model(path, config.task)
+    tokenizer = load_tokenizer(path)
+    info = read_task_info(path) or {}
+    max_len = config.max_len or info.get("max_len") or spec.default_max_len
+    stride = config.stride if config.stride is not None else info.get("stride", 128)
+    titles = heldout_titles(info, config.split)
+    examples = subsample(read_examples(config.task, config.data, config.split, titles), config.max_eval_samples,
+                         config.seed)  # fmt: skip
+    data = encode(spec, examples, tokenizer, max_len, min(stride, max_len // 2), train=False)
+    model.to(runtime.device)
+    pad_id = tokenizer.pad_token_id or 0
+    metrics, predictions = score(data, predict(model, data, runtime, pad_id, config.batch_size))
+    split = config.split + (f" (held-out articles: {len(titles)})" if titles else "")
+    summary = {
+        "path": path, "metrics": metrics, "main_score": headline(spec.name, metrics), "split": split,
+        "examples": len(examples), "features": len(data), "max_len": max_len,
+        "parameters": count_parameters(model), "seconds": time.monotonic() - started,
+    }  # fmt: skip
+    return Evaluated(path, model, data, pad_id, predictions, summary)
+
+
+def _timed_batches(run: Evaluated, count: int, size: int, device: torch.device) -> list[dict[str, torch.Tensor]]:
+    batches = []
+    for start in range(0, count, size):
+        batch = model_inputs(collate(run.data.features, range(start, min(start + size, count)), run.pad_id))
+        batches.append({name: value.to(device) for name, value in batch.items()})
+    return batches
+
+
+@torch.inference_mode()
+def measure_speed(
+    runs: list[Evaluated], config: EvaluateConfig, runtime: loop.Runtime
+) -> tuple[list[float], list[float]]:
+    """(fastest, median) seconds per pass over the same examples (the first speed_batches × speed_batch_size, in
+    file order) for each model: per batch the minimum (and the median) of speed_repeats timings, summed over
+    batches. Models take turns batch by batch, in alternating order, so a burst of load on a shared machine hits
+    both alike; the minimum is the timing least disturbed by other load (timeit's advice). One warm-up pass each
+    is not counted."""
+    threads = torch.get_num_threads()
+    if config.speed_threads:
+        torch.set_num_threads(config.speed_threads)
+    try:
+        return _time_runs(runs, config, runtime)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _time_runs(runs: list[Evaluated], config: EvaluateConfig, runtime: loop.Runtime) -> tuple[list[float], list[float]]:
+    count = min(config.speed_batches * config.speed_batch_size, *(len(run.data) for run in runs))
+    batches = [_timed_batches(run, count, config.speed_batch_size, runtime.device) for run in runs]
+    for run in runs:
+        run.model.eval()
+
+    def timed(index: int, batch: dict[str, torch.Tensor]) -> float:
+        start = time.perf_counter()
+        with runtime.autocast():
+            runs[index].model(**batch)
+        return time.perf_counter() - start
+
+    for index in range(len(runs)):
+        for batch in batches[index]:
+            timed(index, batch)  # warm-up
+    times = [[[] for _ in batches[0]] for _ in runs]
+    for repeat in range(config.speed_repeats):
+        for position in range(len(batches[0])):
+            order = range(len(runs)) if (repeat + position) % 2 == 0 else reversed(range(len(runs)))
+            for index in order:
+                times[index][position].append(timed(index, batches[index][position]))
+    fastest = [sum(min(per_batch) for per_batch in model_times) for model_times in times]
+    return fastest, [sum(statistics.median(per_batch) for per_batch in model_times) for model_times in times]
+
+
+def evaluate(config: EvaluateConfig, callback: Callable[[dict], None] | None = None) -> dict[str, Any]:
+    """Score `config.model` (and `config.teacher`) on the split; returns {"task", "split", "model": {metrics,
+    main_score, ...}} plus, with a teacher, "teacher", "retention" (%) and "speed". Writes evaluation.json and
+    predictions_<split>.tsv/json (teacher_predictions_<split>... for the teacher) to `config.out` when given."""
+    emit = callback or (lambda event: None)
+    if config.out and Path(config.out).is_dir() and any(Path(config.out).iterdir()) and not config.overwrite:
+        raise ConfigError(f"{config.out} is not empty — choose another --out or pass --overwrite")
+    runtime = loop.setup_runtime(config.device, config.precision)
+    spec = task_spec(config.task)
+    runs = []
+    for role, path in (("model", config.model), ("teacher", config.teacher)):
+        if path is not None:
+            runs.append(evaluate_one(path, config, runtime))
+            summary = runs[-1].summary
+            scores = ", ".join(f"{name} {value:.4f}" for name, value in summary["metrics"].items())
+            emit({"event": "stage", "stage": "evaluate", "message": f"{role} {path} on {summary['split']}: {scores}"})
+    result: dict[str, Any] = {"task": spec.name, "split": runs[0].summary["split"], "model": runs[0].summary}
+    if config.teacher is not None:
+        emit({"event": "stage", "stage": "speed", "message": "timing teacher and student on the same inputs"})
+        (student_seconds, teacher_seconds), (student_median, teacher_median) = measure_speed(runs, config, runtime)
+        student_main, teacher_main = runs[0].summary["main_score"], runs[1].summary["main_score"]
+        result["teacher"] = runs[1].summary
+        result["retention"] = 100.0 * student_main / teacher_main if student_main is not None and teacher_main else None
+        result["speed"] = {
+            "teacher_seconds": teacher_seconds, "student_seconds": student_seconds,
+            "speedup": teacher_seconds / student_seconds, "speedup_median": teacher_median / student_median,
+            "examples": min(config.speed_batches * config.speed_batch_size, len(runs[0].data)),
+            "batch_size": config.speed_batch_size,
+            "batches": config.speed_batches, "repeats": config.speed_repeats, "device": str(runtime.device),
+            "threads": config.speed_threads or torch.get_num_threads(),
+        }  # fmt: skip
+    result["config"] = asdict(config)
+    if config.out:
+        with atomic_dir(config.out, overwrite=config.overwrite) as tmp:
+            write_json(tmp / "evaluation.json", result)
+            for prefix, run in zip(("", "teacher_"), runs, strict=False):
+                text = render_predictions(run.data, run.predictions)
+                atomic_write_text(tmp / (prefix + predictions_name(run.data, config.split)), text)
+    return result

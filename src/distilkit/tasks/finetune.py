@@ -1,0 +1,328 @@
+"""Fine-tune an encoder on a GLUE, SQuAD v1.1 or CoNLL-2003 task: the config, the task training loop (shared
+with task distillation, which only swaps the loss), and the save of a plain transformers head model.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from distilkit.errors import ConfigError, TrainingError
+from distilkit.io import atomic_dir, atomic_write_text, write_json
+from distilkit.models.teacher import load_tokenizer
+from distilkit.tasks.data import (
+    TaskData,
+    TaskSpec,
+    collate,
+    encode,
+    ner_labels,
+    read_examples,
+    squad_article_split,
+    subsample,
+    task_spec,
+    train_batches,
+)
+from distilkit.tasks.heads import build_head_model, forward, head_logits, save_task_model, task_loss
+from distilkit.tasks.predict import headline, predict, predictions_name, render_predictions, score
+from distilkit.train import loop
+from distilkit.train.setup import versions
+
+log = logging.getLogger(__name__)
+
+REPLAN_EVERY = 10  # steps between re-plans of a time-budgeted run (the pace of a shared CPU drifts)
+LossFn = Callable[[nn.Module, dict[str, torch.Tensor]], tuple[torch.Tensor, dict[str, torch.Tensor]]]
+
+
+@dataclass(frozen=True, kw_only=True)
+class TaskTrainConfig:
+    """Flags shared by `finetune` and `task-distill`. Defaults: BERT's GLUE/SQuAD fine-tuning recipe
+    (Devlin et al. 2019, §4 and App. A.3) as the transformers examples run it, unless noted."""
+
+    task: str
+    data: str  # task folder (GLUE task dir or GLUE root, SQuAD folder/JSON, CoNLL folder) or hf:NAME
+    out: str  # the fine-tuned model: save_pretrained dir + distilkit_task.json + predictions
+    max_len: int | None = None  # tokens per feature; None: 128 (GLUE, CoNLL) or 384 (SQuAD)
+    stride: int = 128  # SQuAD: tokens shared by consecutive windows of a long context (BERT doc_stride)
+    batch_size: int = 32  # BERT/DistilBERT GLUE
+    lr: float = 5e-5  # BERT's GLUE grid {5e-5, 4e-5, 3e-5, 2e-5}; 5e-5 is run_glue's default
+    epochs: float = 3.0  # BERT GLUE/CoNLL (SQuAD used 2-3)
+    weight_decay: float = 0.01  # BERT
+    warmup_ratio: float = 0.1  # BERT SQuAD; transformers' run_glue uses 0, a warm-up rarely hurts
+    max_grad_norm: float = 1.0  # BERT / transformers Trainer
+    max_steps: int | None = None  # optimizer steps; overrides epochs (bounds CPU cost)
+    time_budget: float | None = None  # seconds of training; stop early (the model is saved) when exceeded
+    max_train_samples: int | None = None  # train on a seeded sample of this many examples (CPU budget)
+    max_eval_samples: int | None = None  # evaluate on a seeded sample of this many examples
+    eval_split: str = "dev"  # evaluated after training; "none" skips. SQuAD "dev": the held-out articles
+    squad_dev_fraction: float = 0.2  # SQuAD without a train file: fraction of dev articles held out
+    seed: int = 42  # transformers examples
+    eval_batch_size: int = 64
+    log_every: int = 10
+    max_bad_steps: int = 5  # stop after this many non-finite steps in a row
+    device: str = "auto"
+    precision: str = "auto"  # fp32 on CPU, bf16 autocast on a GPU that has it
+    overwrite: bool = False
+
+    def problems(self) -> list[str]:
+        problems, kind = [], None
+        try:
+            kind = task_spec(self.task).kind
+        except ConfigError as error:
+            problems.append(str(error))
+        positive = ("batch_size", "eval_batch_size", "log_every", "max_bad_steps", "max_steps", "max_len",
+                    "max_train_samples", "max_eval_samples")  # fmt: skip
+        too_small = [name for name in positive if getattr(self, name) is not None and getattr(self, name) < 1]
+        problems += [f"--{name.replace('_', '-')} must be ≥ 1" for name in too_small]
+        if self.max_len is not None and self.max_len < 8:
+            problems.append("--max-len must be ≥ 8")
+        if kind == "qa" and not 0 <= self.stride < (self.max_len or 384):
+            problems.append("--stride must be in [0, --max-len)")
+        if self.lr <= 0 or self.epochs <= 0:
+            problems.append("--lr and --epochs must be > 0")
+        if self.weight_decay < 0 or self.max_grad_norm < 0:
+            problems.append("--weight-decay and --max-grad-norm must be ≥ 0")
+        if not 0 <= self.warmup_ratio < 1:
+            problems.append("--warmup-ratio must be in [0, 1)")
+        if self.time_budget is not None and self.time_budget <= 0:
+            problems.append("--time-budget must be > 0 seconds")
+        if not 0 < self.squad_dev_fraction < 1:
+            problems.append("--squad-dev-fraction must be in (0, 1)")
+        if self.eval_split == "train":
+            problems.append("--eval-split train would score the training data — use dev, test or none")
+        return problems
+
+    def __post_init__(self) -> None:
+        problems = self.problems()
+        if problems:
+            raise ConfigError("; ".join(problems))
+
+    def resolved_max_len(self, spec: TaskSpec) -> int:
+        return self.max_len or spec.default_max_len
+
+
+@dataclass(frozen=True, kw_only=True)
+class FinetuneConfig(TaskTrainConfig):
+    model: str  # encoder to fine-tune: base model dir (teacher, init-student or distill output) or pip name
+
+
+@dataclass
+class TaskResult:
+    """What a finetune/task-distill run produced."""
+
+    out: Path
+    task: str
+    metrics: dict[str, float]
+    main_score: float | None
+    steps: int
+    stopped_early: bool
+    seconds: float
+    train_features: int
+    planned_steps: int
+
+
+def check_out(out: str, overwrite: bool) -> None:
+    """Refuse a non-empty output folder before any work (io.atomic_dir would, but only after training)."""
+    path = Path(out)
+    if path.is_dir() and any(path.iterdir()) and not overwrite:
+        raise ConfigError(f"{path} is not empty — choose another --out or pass --overwrite")
+
+
+def prepare_data(
+    config: TaskTrainConfig, tokenizer: Any, labels: list[str] | None, heldout: list[str] | None
+) -> tuple[TaskData, TaskData | None]:
+    """Train features (seeded sample) and evaluation features of the task. NER tags come from `labels` (a
+    teacher's) or from the whole training file; a tag outside them is a DataError naming it."""
+    train_examples = read_examples(config.task, config.data, "train", heldout)
+    if task_spec(config.task).kind == "token" and labels is None:
+        labels = ner_labels(train_examples)
+    spec = task_spec(config.task, labels)
+    max_len = config.resolved_max_len(spec)
+    train_examples = subsample(train_examples, config.max_train_samples, config.seed)
+    train = encode(spec, train_examples, tokenizer, max_len, config.stride, train=True)
+    if config.eval_split == "none":
+        return train, None
+    eval_examples = read_examples(config.task, config.data, config.eval_split, heldout)
+    eval_examples = subsample(eval_examples, config.max_eval_samples, config.seed)
+    return train, encode(spec, eval_examples, tokenizer, max_len, config.stride, train=False)
+
+
+def data_message(train: TaskData, eval_data: TaskData | None) -> str:
+    scored = f", scoring {len(eval_data.examples)} examples" if eval_data is not None else ""
+    return f"training on {len(train.examples)} {train.spec.name} examples ({len(train)} features){scored}"
+
+
+@dataclass
+class Fitted:
+    """How training went: steps taken of the steps the epochs (or --max-steps) asked for, and the loss log."""
+
+    steps: int
+    planned_steps: int
+    stopped_early: bool
+    records: list[dict]
+
+
+def fit(
+    model: nn.Module,
+    train: TaskData,
+    loss_fn: LossFn,
+    config: TaskTrainConfig,
+    runtime: loop.Runtime,
+    pad_id: int,
+    emit: Callable[[dict], None],
+    command: str = "finetune",
+) -> Fitted:
+    """Train `model` on `train` with `loss_fn(model, batch) -> (total, terms)`.
+
+    Length-grouped shuffled batches, AdamW + linear warm-up/decay, clipping and non-finite-step skipping all come
+    from train/loop.py, the one training step of distilkit. With --time-budget (and no --max-steps) the run times
+    its pace and re-plans its length every REPLAN_EVERY steps, never beyond the planned epochs, so the learning
+    rate still decays to 0 when the budget runs out (as `distill` does)."""
+    loop.seed_everything(config.seed)
+    model.to(runtime.device).train()
+    per_epoch = math.ceil(len(train) / config.batch_size)
+    planned = total_steps = config.max_steps or max(1, math.ceil(config.epochs * per_epoch))
+    optimizer = loop.build_optimizer(model, config.lr, config.weight_decay)
+    scheduler = loop.linear_schedule(optimizer, int(config.warmup_ratio * total_steps), total_steps)
+    scaler = loop.make_grad_scaler(runtime)
+    lengths = train.lengths
+    replans = config.time_budget is not None and config.max_steps is None
+    emit({"event": "start", "command": command, "total_steps": total_steps, "step": 0})
+    records: list[dict] = []
+    step, bad_streak, started, epoch_batches, pace_from = 0, 0, time.monotonic(), {}, (0, 0.0)
+    while step < total_steps:
+        epoch, position = divmod(step, per_epoch)
+        if epoch not in epoch_batches:
+            epoch_batches = {epoch: train_batches(lengths, config.batch_size, config.seed, epoch)}
+        indices = epoch_batches[epoch][position]
+        batch = {name: value.to(runtime.device) for name, value in collate(train.features, indices, pad_id).items()}
+        with runtime.autocast():
+            loss, terms = loss_fn(model, batch)
+        (scaler.scale(loss) if scaler is not None else loss).backward()
+        grad_norm, stepped = loop.optimizer_step(model, optimizer, scheduler, scaler, config.max_grad_norm)
+        step += 1
+        bad_streak = 0 if stepped else bad_streak + 1
+        elapsed = time.monotonic() - started
+        record = {
+            "step": step, "epoch": epoch, "loss": float(loss.detach()),
+            "terms": {name: float(value.detach()) for name, value in terms.items()},
+            "lr": scheduler.get_last_lr()[0], "grad_norm": grad_norm, "skipped": not stepped, "elapsed": elapsed,
+        }  # fmt: skip
+        if step == 1:
+            pace_from = (step, elapsed)  # the first step pays one-off costs: time from its end
+        if replans and step < total_steps and step % REPLAN_EVERY == 0:
+            fits = loop.steps_within_budget(step, elapsed, *pace_from, config.time_budget)
+            if min(planned, max(fits, step + 1)) != total_steps:
+                total_steps = min(planned, max(fits, step + 1))
+                loop.replan_schedule(scheduler, config.warmup_ratio, total_steps)
+        if step % config.log_every == 0 or step == total_steps or not stepped:
+            records.append(record)
+        emit({"event": "step", **record, "total_steps": total_steps})
+        if bad_streak >= config.max_bad_steps:
+            raise TrainingError(f"{bad_streak} steps in a row had a non-finite loss or gradient — lower --lr")
+        if config.time_budget is not None and elapsed > config.time_budget and step < total_steps:
+            emit({"event": "note", "message": f"time budget reached after {step} of {total_steps} steps"})
+            break
+    if step < planned:
+        emit({"event": "note", "message": f"trained {step} of {planned} planned steps within --time-budget"})
+    return Fitted(step, planned, step < planned, records)
+
+
+def evaluate_and_save(
+    config: TaskTrainConfig,
+    command: str,
+    model: nn.Module,
+    tokenizer: Any,
+    eval_data: TaskData | None,
+    runtime: loop.Runtime,
+    fitted: Fitted,
+    info: dict[str, Any],
+    extra_files: tuple[Callable[[Path], None], ...] = (),
+) -> TaskResult:
+    """Score the trained model on the evaluation split, then write the output folder atomically: the model
+    (save_pretrained + tokenizer), distilkit_task.json, metrics.json, predictions_<split> and train_log.jsonl."""
+    metrics: dict[str, float] = {}
+    predictions = None
+    if eval_data is not None:
+        outputs = predict(model, eval_data, runtime, tokenizer.pad_token_id or 0, config.eval_batch_size)
+        metrics, predictions = score(eval_data, outputs)
+    spec = eval_data.spec if eval_data is not None else task_spec(config.task, info.get("labels"))
+    main = headline(spec.name, metrics)
+    info = {
+        **info, "task": spec.name, "kind": spec.kind, "labels": list(spec.labels),
+        "max_len": config.resolved_max_len(spec), "stride": config.stride, "eval_split": config.eval_split,
+        "eval_examples": len(eval_data.examples) if eval_data is not None else 0, "metrics": metrics,
+        "main_score": main, "training": {"steps": fitted.steps, "planned_steps": fitted.planned_steps,
+                                          "stopped_early": fitted.stopped_early},
+        "command": command, "config": asdict(config), "versions": versions(),
+    }  # fmt: skip
+    with atomic_dir(config.out, overwrite=config.overwrite) as tmp:
+        save_task_model(model.cpu(), tokenizer, tmp, info)
+        atomic_write_text(tmp / "train_log.jsonl", "".join(json.dumps(record) + "\n" for record in fitted.records))
+        if eval_data is not None:
+            write_json(tmp / "metrics.json", metrics)
+            name = predictions_name(eval_data, config.eval_split)
+            atomic_write_text(tmp / name, render_predictions(eval_data, predictions))
+        if info.get("squad_split"):
+            write_json(tmp / "squad_split.json", info["squad_split"])
+        for write in extra_files:  # e.g. task-distill's teacher-logit cache
+            write(tmp)
+    return TaskResult(
+        out=Path(config.out), task=spec.name, metrics=metrics, main_score=main, steps=fitted.steps,
+        planned_steps=fitted.planned_steps, stopped_early=fitted.stopped_early, seconds=0.0,
+        train_features=info["train_features"],
+    )  # fmt: skip
+
+
+def squad_split_info(config: TaskTrainConfig, heldout: list[str] | None, train: TaskData) -> dict[str, Any] | None:
+    """The article split a SQuAD model was trained with (None with a real train file), saved with the model so
+    evaluate scores the held-out articles only."""
+    if heldout is None:
+        return None
+    train_titles = sorted({example.title for example in train.examples})
+    return {"source": "dev-v1.1.json article split", "dev_fraction": config.squad_dev_fraction,
+            "seed": config.seed, "heldout_titles": heldout, "train_titles": train_titles}  # fmt: skip
+
+
+def single_process_runtime(config: TaskTrainConfig) -> loop.Runtime:
+    runtime = loop.setup_runtime(config.device, config.precision)
+    if runtime.distributed:
+        raise ConfigError("finetune and task-distill run in one process — launch them without torchrun")
+    return runtime
+
+
+def finetune(config: FinetuneConfig, callback: Callable[[dict], None] | None = None) -> TaskResult:
+    """Fine-tune `config.model` on `config.task` and save it to `config.out`; see FinetuneConfig."""
+    emit = callback or (lambda event: None)
+    started = time.monotonic()
+    check_out(config.out, config.overwrite)
+    runtime = single_process_runtime(config)
+    tokenizer = load_tokenizer(config.model)
+    heldout = None
+    if task_spec(config.task).kind == "qa" and not config.data.startswith("hf:"):
+        heldout = squad_article_split(Path(config.data), config.squad_dev_fraction, config.seed)
+    train, eval_data = prepare_data(config, tokenizer, None, heldout)
+    model = build_head_model(config.model, train.spec)
+    emit({"event": "stage", "stage": "data", "message": data_message(train, eval_data)})
+
+    def hard_loss(model: nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        loss = task_loss(train.spec, head_logits(train.spec, forward(model, batch)), batch)
+        return loss, {"hard": loss}
+
+    fitted = fit(model, train, hard_loss, config, runtime, tokenizer.pad_token_id or 0, emit)
+    if eval_data is not None:
+        emit({"event": "stage", "stage": "evaluate", "message": f"scoring the {config.eval_split} split"})
+    info = {"labels": list(train.spec.labels), "train_examples": len(train.examples), "train_features": len(train),
+            "squad_split": squad_split_info(config, heldout, train), "base_model": config.model}  # fmt: skip
+    result = evaluate_and_save(config, "finetune", model, tokenizer, eval_data, runtime, fitted, info)
+    result.seconds = time.monotonic() - started
+    emit({"event": "done", "out": config.out, "metrics": result.metrics})
+    return result
