@@ -191,6 +191,7 @@ def quickstart(
     summary = _run(go)
     out_console.print(quickstart_table(summary))
     out_console.print(f"student: {summary['student_dir']}   summary: {out / 'quickstart.json'}")
+    out_console.print(f"report card: {summary['report']}")
 
 
 def quickstart_table(summary: dict) -> Table:
