@@ -25,12 +25,11 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from distilkit.data.prepare import PrepareConfig, prepare
 from distilkit.embeddings import SentenceModel, embedding_fidelity, encode_seconds, load_sentence_model
-from distilkit.io import atomic_write_text, write_json
+from distilkit.io import atomic_write_text, read_jsonl, write_json
 from distilkit.models.student import InitStudentConfig, build_student, init_student, probe_sample
 from distilkit.models.teacher import DEFAULT_TEACHER
 from distilkit.tasks.sts import StsConfig, read_sts, retrieval_pool, sts_score
@@ -39,6 +38,11 @@ from distilkit.train.distill import DistillConfig, distill
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
 SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z\"'(])")
+CORPORA = {
+    "wiki": "WikiText-2 train",
+    "books": "the public-domain novels",
+    "both": "WikiText-2 train + the public-domain novels",
+}
 
 
 def shared_data() -> Path:
@@ -50,15 +54,23 @@ def shared_data() -> Path:
     return root
 
 
-def wiki_sentences(source: Path, target: Path) -> int:
-    """WikiText-2 paragraphs → one sentence per line (headings and fragments under 4 words dropped)."""
-    sentences = []
-    for line in source.read_text(encoding="utf-8").splitlines():
-        line = line.strip()
-        if line and not line.startswith("="):
-            sentences += [s for s in SENTENCE_END.split(line) if len(s.split()) >= 4]
-    atomic_write_text(target, "\n".join(sentences) + "\n")
-    return len(sentences)
+def sentences(shared: Path, corpus: str) -> list[str]:
+    """The shared raw text, one sentence per line (fragments under 4 words dropped): WikiText-2 train
+    (one paragraph per line, headings skipped) and/or the public-domain novels (wrapped, blank-line paragraphs)."""
+    paragraphs = []
+    if corpus in ("wiki", "both"):
+        wiki = (shared / "text" / "wikitext-2-raw" / "wiki.train.raw").read_text(encoding="utf-8").splitlines()
+        paragraphs += [line.strip() for line in wiki if line.strip() and not line.strip().startswith("=")]
+    if corpus in ("books", "both"):
+        for book in sorted((shared / "text" / "public-domain").glob("*.txt")):
+            paragraphs += [" ".join(p.split()) for p in re.split(r"\n\s*\n", book.read_text(encoding="utf-8"))]
+    return [s for p in paragraphs for s in SENTENCE_END.split(p) if len(s.split()) >= 4]
+
+
+def result_seconds(result) -> float:
+    """Seconds the distillation loop ran (the last logged step's elapsed time)."""
+    records = read_jsonl(result.out / "metrics.jsonl")
+    return float(records[-1]["elapsed"]) if records else 0.0
 
 
 def size_mib(model_dir: Path) -> float:
@@ -172,7 +184,8 @@ def main() -> None:
     parser.add_argument("--budget", type=float, default=300, help="distillation seconds per student")
     parser.add_argument("--layers", default="2,3,4", help="student sizes (auto-selected layers)")
     parser.add_argument("--no-even", action="store_true", help="skip the evenly spread 3-layer comparison")
-    parser.add_argument("--max-len", type=int, default=64, help="training sequence length (tokens)")
+    parser.add_argument("--corpus", choices=sorted(CORPORA), default="both", help="shared raw text to distil on")
+    parser.add_argument("--max-len", type=int, default=32, help="training sequence length (tokens)")
     parser.add_argument("--lr", type=float, default=1e-4)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--alpha-hidden", type=float, default=1.0)
@@ -186,8 +199,9 @@ def main() -> None:
     started = time.monotonic()
     print(f"work folder {work}", flush=True)
 
-    train_text = work / "wiki_sentences.txt"
-    n_sentences = wiki_sentences(shared / "text" / "wikitext-2-raw" / "wiki.train.raw", train_text)
+    train_text = work / "sentences.txt"
+    train_sentences = sentences(shared, args.corpus)
+    atomic_write_text(train_text, "\n".join(train_sentences) + "\n")
     stats = prepare(PrepareConfig(DEFAULT_TEACHER, (str(train_text),), str(work / "data"), max_len=args.max_len,
                                   overwrite=True))  # fmt: skip
     teacher = load_sentence_model(DEFAULT_TEACHER)
@@ -197,11 +211,12 @@ def main() -> None:
         "command": "python " + " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]),
         "machine": f"{platform.machine()}, {os.cpu_count()} CPU threads visible, torch {torch.__version__} "
         f"({torch.get_num_threads()} threads), shared with other jobs — timings are indicative",
-        "distill": f"objective embedding, {args.budget:.0f} s per student, lr {args.lr}, batch {args.batch_size}, "
+        "distill": f"objective embedding on {CORPORA[args.corpus]}, {args.budget:.0f} s per student, lr {args.lr}, "
+        f"batch {args.batch_size}, "
         f"max_len {args.max_len}, alpha_emb_mse/cos 1/1, alpha_hidden {args.alpha_hidden}",
         "data": {
-            "train": f"WikiText-2 train: {n_sentences} sentences, {stats['n_sequences']} sequences, "
-            f"{stats['n_tokens']} tokens",
+            "train": f"{CORPORA[args.corpus]}: {len(train_sentences)} sentences, {stats['n_sequences']} sequences "
+            f"of ≤ {args.max_len} tokens, {stats['n_tokens']} tokens",
             "eval": "STS-B test_with_scores (1379 pairs)",
         },
         "teacher": {"stsb_spearman": scorer.teacher_sts, "size_mib": size_mib(Path(teacher.path))},
@@ -225,6 +240,7 @@ def main() -> None:
             probe_text=str(train_text), probe_samples=args.probe_samples, overwrite=True,
         ))  # fmt: skip
         entry = {"name": name, "layers": init.layers, "probe_seconds": time.monotonic() - probe_started}
+        entry["size_mib"] = size_mib(init.out)
         if init.probe:
             entry["probe"] = [{"layers": list(k), "score": v} for k, v in init.probe.table()]
         entry["before"] = scorer.score(load_sentence_model(init.out), speed=False)
@@ -236,7 +252,7 @@ def main() -> None:
             objective="embedding", alpha_hidden=args.alpha_hidden, lr=args.lr, batch_size=args.batch_size,
             epochs=100, time_budget=args.budget, save_every=100_000, overwrite=True, tensorboard=False,
         ))  # fmt: skip
-        entry.update(steps=result.steps, size_mib=size_mib(result.student_dir))
+        entry.update(steps=result.steps, size_mib=size_mib(result.student_dir), distill_seconds=result_seconds(result))
         entry["after"] = scorer.score(load_sentence_model(result.student_dir))
         record["tasks"][f"STS-B ({name})"] = {
             "teacher": {"score": scorer.teacher_sts}, "student": {"score": entry["after"]["stsb_spearman"]},
@@ -251,5 +267,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    np.set_printoptions(precision=3)
     main()

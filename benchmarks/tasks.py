@@ -314,8 +314,9 @@ def markdown(results: dict) -> str:
         "", f"Time: {results['compute_seconds'] / 60:.1f} min of compute over all stages (general distillation "
         f"{results['student']['seconds'] / 60:.1f} min included); this invocation ran "
         f"{results['wall_seconds'] / 60:.1f} min"
-        + (f", reusing stages an earlier invocation finished with identical settings: {json.dumps(reused)}" if reused
-           else "") + f". Skipped or failed: {skipped}.", "",
+        + (f"; stages taken from the stage cache in --work (finished earlier with identical settings; their time "
+           f"is counted above as measured when they ran): {json.dumps(reused)}" if reused else "")
+        + f". Skipped or failed: {skipped}.", "",
     ]  # fmt: skip
     return "\n".join(lines)
 
@@ -330,7 +331,7 @@ def subsampling_notes(plans: list[Plan], tasks: dict) -> list[str]:
             notes.append(f"{plan.task}: trained on a seeded sample of {row['train_examples']:,} examples "
                          f"({row['train_features']:,} features)")  # fmt: skip
         if plan.max_eval is not None:
-            notes.append(f"{plan.task}: scored on a seeded sample of {row['eval_examples']:,} questions of the split")
+            notes.append(f"{plan.task}: scored on a seeded sample of {row['eval_examples']:,} examples of the split")
         if plan.task == "squad":
             notes.append("squad: SQuAD v1.1 train is not available — trained on 80% of the dev articles (seed 42), "
                          "scored on the other 20% (split saved in squad_split.json of every model)")  # fmt: skip

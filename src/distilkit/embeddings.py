@@ -119,28 +119,19 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def time_encode(model: nn.Module, tokenizer, texts: Sequence[str], repeats: int = 3, **kwargs) -> float:
-    """Median seconds to embed ``texts`` (one warm-up pass excluded); ``kwargs`` go to :func:`encode`."""
-    encode(model, tokenizer, texts[: min(len(texts), 8)], **kwargs)
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        encode(model, tokenizer, texts, **kwargs)
-        times.append(time.perf_counter() - start)
-    return float(np.median(times))
-
-
 def encode_seconds(
     models: Sequence[SentenceModel], texts: Sequence[str], repeats: int = 5, batch_size: int = 64
 ) -> list[float]:
-    """Median seconds per model to embed ``texts``, timed in interleaved rounds so that every model
-    sees the same machine load (one warm-up pass each, excluded)."""
+    """Median seconds per model to embed ``texts``. The models take turns batch by batch, so that on a
+    shared machine every model sees the same load; one warm-up pass each is excluded."""
+    chunks = [texts[start : start + batch_size] for start in range(0, len(texts), batch_size)]
     for model in models:
-        model.encode(texts[: min(len(texts), 8)], batch_size=batch_size)
-    times: list[list[float]] = [[] for _ in models]
-    for _ in range(repeats):
-        for model, seconds in zip(models, times, strict=True):
-            start = time.perf_counter()
-            model.encode(texts, batch_size=batch_size)
-            seconds.append(time.perf_counter() - start)
-    return [float(np.median(seconds)) for seconds in times]
+        model.encode(chunks[0], batch_size=batch_size)
+    totals = np.zeros((repeats, len(models)))
+    for repeat in range(repeats):
+        for chunk in chunks:
+            for index, model in enumerate(models):
+                start = time.perf_counter()
+                model.encode(chunk, batch_size=batch_size)
+                totals[repeat, index] += time.perf_counter() - start
+    return [float(seconds) for seconds in np.median(totals, axis=0)]

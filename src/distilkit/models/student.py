@@ -351,7 +351,9 @@ def init_student(config: InitStudentConfig) -> InitStudentResult:
 
     A sentence-transformers teacher gives a sentence-transformers student (same pooling files). A
     narrower student also gets ``distilkit_projection.safetensors``: the loss projection P (d_s → d_t)
-    that ``distill`` trains with it, initialised by :func:`selection_projection`.
+    that ``distill`` trains with it, initialised by :func:`selection_projection`. P serves the loss
+    only: the student's own embeddings are d_s-dimensional, so for retrieval or STS compare them with
+    each other (student index, student queries), never with the teacher's.
     """
     from safetensors.torch import save_file
 

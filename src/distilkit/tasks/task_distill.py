@@ -127,21 +127,27 @@ class TeacherCache:
 
     @torch.no_grad()
     def fill(self, indices: list[int], device: torch.device) -> None:
+        """Run the teacher on the features of `indices` it has not seen yet."""
         missing = [index for index in indices if not self.known[index]]
-        if not missing:
-            return
-        batch = {k: v.to(device) for k, v in collate(self.train.features, missing, self.pad_id).items()}
-        logits = head_logits(self.train.spec, forward(self.teacher, batch)).float().cpu()
-        for row, index in enumerate(missing):
-            if self.train.spec.kind == "token":
+        if missing:
+            batch = {k: v.to(device) for k, v in collate(self.train.features, missing, self.pad_id).items()}
+            self.remember(batch, head_logits(self.train.spec, forward(self.teacher, batch)))
+
+    def remember(self, batch: dict[str, torch.Tensor], logits: torch.Tensor) -> None:
+        """Keep the teacher logits of a batch (already computed, e.g. by a hidden-state matching pass)."""
+        logits, kind = logits.detach().float().cpu(), self.train.spec.kind
+        for row, index in enumerate(batch["index"].tolist()):
+            if self.known[index]:
+                continue
+            if kind == "token":
                 values = logits[row][batch["labels"][row].cpu() != IGNORE_INDEX]
-            elif self.train.spec.kind == "qa":
+            elif kind == "qa":
                 values = logits[row, : self.offsets[index + 1] - self.offsets[index]]
             else:
                 values = logits[row : row + 1]
             self.rows[self.offsets[index] : self.offsets[index + 1]] = values
             self.known[index] = True
-        self.computed += len(missing)
+            self.computed += 1
 
     def batch(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """The teacher logits of a training batch, shaped like what the soft loss compares."""
@@ -260,6 +266,10 @@ def task_distill(config: TaskDistillConfig, callback: Callable[[dict], None] | N
     weights = {"kl": config.alpha_kl, "hard": config.alpha_hard, "hidden": config.alpha_hidden}
 
     def distillation_loss(model: nn.Module, batch: dict[str, torch.Tensor]):
+        if pairs:  # hidden-state matching needs the teacher live; its logits then fill the cache for free
+            with torch.no_grad():
+                teacher_out = forward(teacher, batch, hidden=True)
+            cache.remember(batch, head_logits(spec, teacher_out))
         outputs = forward(model, batch, hidden=bool(pairs))
         logits = head_logits(spec, outputs)
         terms = {}
@@ -268,11 +278,10 @@ def task_distill(config: TaskDistillConfig, callback: Callable[[dict], None] | N
         if config.alpha_hard > 0:
             terms["hard"] = task_loss(spec, logits, batch)
         if pairs:
-            with torch.no_grad():
-                teacher_hidden = forward(teacher, batch, hidden=True).hidden_states
             tokens = batch["attention_mask"].bool()
             terms["hidden"] = sum(
-                losses.hidden_mse(outputs.hidden_states[s][tokens], teacher_hidden[t][tokens]) for s, t in pairs
+                losses.hidden_mse(outputs.hidden_states[s][tokens], teacher_out.hidden_states[t][tokens])
+                for s, t in pairs
             ) / len(pairs)
         return losses.weighted_sum(terms, weights), terms
 

@@ -55,8 +55,8 @@ class DistillConfig:
     alpha_cos: float = 1.0  # cosine loss on the last hidden states
     alpha_hidden: float = 0.0  # MSE on mapped intermediate hidden states (TinyBERT)
     alpha_attention: float = 0.0  # KL between attention distributions (MiniLM)
-    # Embedding objective (sentence-transformers distillation, Reimers & Gurevych 2020: MSE to the teacher's
-    # embeddings), weights from benchmarks/embedding_students.py on all-MiniLM-L6-v2.
+    # Embedding objective: MSE to the teacher's sentence vectors (Reimers & Gurevych 2020) plus cosine. Equal
+    # weights: on all-MiniLM-L6-v2, cosine alone and MSE + cosine gave the same STS-B (benchmarks/results).
     alpha_emb_mse: float = 1.0  # MSE between pooled sentence vectors (before L2 normalisation)
     alpha_emb_cos: float = 1.0  # 1 − cosine between the sentence embeddings
     temperature: float = 2.0
