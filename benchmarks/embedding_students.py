@@ -153,28 +153,14 @@ def write_results(record: dict) -> None:
 
 
 def plot(record: dict) -> None:
-    try:
-        import matplotlib
+    """The quality-vs-speed plot, drawn by the report card's own function (`distilkit report` shows it too)."""
+    from distilkit.report import pyplot_or_none, speed_quality_figure
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
+    plt = pyplot_or_none()
+    if plt is None:
         print("matplotlib missing: no plot (pip install matplotlib)", flush=True)
         return
-    figure, axis = plt.subplots(figsize=(6.4, 4.2))
-    axis.scatter([1.0], [record["teacher"]["stsb_spearman"]], marker="*", s=160, color="black", label="teacher")
-    for s in record["students"]:
-        after = s.get("after")
-        if not after:
-            continue
-        line = axis.plot([after["speedup"]] * 2, [s["before"]["stsb_spearman"], after["stsb_spearman"]], alpha=0.4)[0]
-        axis.scatter([after["speedup"]], [after["stsb_spearman"]], color=line.get_color(), label=s["name"])
-        axis.scatter([after["speedup"]], [s["before"]["stsb_spearman"]], color=line.get_color(), marker="x")
-    axis.set_xlabel("speed-up over the teacher (CPU, encode)")
-    axis.set_ylabel("STS-B test Spearman ×100")
-    axis.set_title("quality vs speed (× = before distillation)")
-    axis.grid(alpha=0.3)
-    axis.legend(fontsize=8)
+    figure = speed_quality_figure(plt, record)
     figure.savefig(RESULTS / "embedding_students.png", dpi=110, bbox_inches="tight")
     plt.close(figure)
 
@@ -219,6 +205,8 @@ def main() -> None:
             f"of ≤ {args.max_len} tokens, {stats['n_tokens']} tokens",
             "eval": "STS-B test_with_scores (1379 pairs)",
         },
+        "metric": "STS-B test Spearman ×100",
+        "metric_key": "stsb_spearman",
         "teacher": {"stsb_spearman": scorer.teacher_sts, "size_mib": size_mib(Path(teacher.path))},
         "students": [],
         "tasks": {},  # read by `distilkit report`: quality retained per student

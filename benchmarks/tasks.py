@@ -103,32 +103,53 @@ def same(settings: dict, marker: Path) -> bool:
 
 
 def general_student(work: Path, args: argparse.Namespace, data_root: Path) -> dict:
-    """Step 0: 3-layer student from the teacher, general-distilled (cosine + hidden MSE) on WikiText-2 train."""
+    """Step 0: 3-layer student from the teacher (layers chosen by `init-student --layers auto`, or given), then
+    general-distilled on WikiText-2 train: the embedding objective (the teacher's pooled, normalised sentence
+    vectors: MSE + cosine, plus each student layer's MSE to its source layer) or the hidden-state objective
+    (DistilBERT's L_cos on the last hidden states + the same layer MSE). The pip teacher has no MLM head."""
     done = work / "student-general.json"
-    settings = {"minutes": args.distill_minutes, "precision": args.precision, "threads": args.threads}
+    settings = {
+        "minutes": args.distill_minutes,
+        "precision": args.precision,
+        "threads": args.threads,
+        "objective": args.distill_objective,
+        "layers": args.student_layers,
+        "max_len": args.distill_max_len,
+    }
     if same(settings, done):
         log(f"reusing the general-distilled student in {work / 'distill' / 'student'}")
         return {**read_json(done), "reused": True}
     started = time.monotonic()
     corpus = data_root / "text" / "wikitext-2-raw" / "wiki.train.raw"
-    stats = prepare(PrepareConfig(TEACHER, (str(corpus),), str(work / "corpus"), max_len=128, overwrite=True))
-    init_student(InitStudentConfig(TEACHER, str(work / "student-init"), num_layers=3, overwrite=True))
-    # The pip teacher has no MLM head: DistilBERT's L_cos plus MSE of each student layer to its source layer.
+    stats = prepare(PrepareConfig(TEACHER, (str(corpus),), str(work / "corpus"), max_len=args.distill_max_len,
+                                  overwrite=True))  # fmt: skip
+    auto = args.student_layers == "auto"
+    init = init_student(InitStudentConfig(
+        TEACHER, str(work / "student-init"), layers=args.student_layers, num_layers=3 if auto else None,
+        probe_text=str(corpus) if auto else None, overwrite=True,
+    ))  # fmt: skip
+    if init.probe:
+        log("layer probe (mean cosine to the teacher), best 5: "
+            + ", ".join(f"{list(k)} {v:.3f}" for k, v in init.probe.table()[:5]))  # fmt: skip
+    objective = {"objective": "embedding"} if args.distill_objective == "embedding" else {"alpha_cos": 1.0}
     result = distill(
         DistillConfig(
-            teacher=TEACHER, student=str(work / "student-init"), data=str(work / "corpus"),
-            out=str(work / "distill"), alpha_ce=0.0, alpha_mlm=0.0, alpha_cos=1.0, alpha_hidden=1.0, lr=1e-4,
-            batch_size=32, epochs=100, warmup_ratio=0.0, time_budget=60 * args.distill_minutes, save_every=10**6,
-            precision=args.precision, overwrite=True, tensorboard=False,
+            teacher=TEACHER, student=str(init.out), data=str(work / "corpus"), out=str(work / "distill"),
+            alpha_ce=0.0, alpha_mlm=0.0, alpha_hidden=1.0, lr=1e-4, batch_size=32, epochs=100, warmup_ratio=0.0,
+            time_budget=60 * args.distill_minutes, save_every=10**6, precision=args.precision, overwrite=True,
+            tensorboard=False, **objective,
         ),
         callback=progress("distill"),
     )  # fmt: skip
     record = {
         "corpus": str(corpus.relative_to(data_root)), "sequences": stats["n_sequences"], "tokens": stats["n_tokens"],
-        "steps": result.steps, "batch_size": 32, "max_len": 128, "terms": result.terms,
-        "final_loss": result.final_loss, "seconds": time.monotonic() - started, "dir": str(result.student_dir),
-        "settings": settings, "finished": time.time(),
+        "layers": init.layers, "objective": args.distill_objective, "steps": result.steps, "batch_size": 32,
+        "max_len": args.distill_max_len, "terms": result.terms, "final_loss": result.final_loss,
+        "seconds": time.monotonic() - started, "dir": str(result.student_dir), "settings": settings,
+        "finished": time.time(),
     }  # fmt: skip
+    if init.probe:
+        record["probe"] = [{"layers": list(k), "score": v} for k, v in init.probe.table()]
     write_json(done, record)
     return record
 
@@ -348,6 +369,14 @@ def main() -> None:
     parser.add_argument("--tasks", default=",".join(PLANS))
     parser.add_argument("--budget-minutes", type=float, default=75.0, help="tasks not started by then are skipped")
     parser.add_argument("--distill-minutes", type=float, default=10.0)
+    parser.add_argument(
+        "--distill-objective",
+        choices=("embedding", "hidden"),
+        default="embedding",
+        help="general distillation of the student (see general_student)",
+    )
+    parser.add_argument("--student-layers", default="auto", help="teacher layers the student keeps, or auto")
+    parser.add_argument("--distill-max-len", type=int, default=64, help="tokens per general-distillation sequence")
     parser.add_argument("--precision", default="bf16", help="training precision (evaluation and timing: fp32)")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (1: a shared host oversubscribed "
                         "with 2 threads ran ~30× slower)")  # fmt: skip
@@ -393,9 +422,13 @@ def main() -> None:
         atomic_write_text(RESULTS / f"tasks{args.kd_tag}.md", markdown(results))
 
     general = general_student(args.work, args, data_root)
+    layers = ", ".join(map(str, general.get("layers", (0, 2, 5))))
     description = (
-        f"3 layers (teacher layers 0, 2, 5) general-distilled for {general['steps']} steps "
-        f"({general['seconds'] / 60:.1f} min) on WikiText-2 train"
+        f"3 layers (teacher layers {layers}"
+        + (", chosen by init-student --layers auto" if general["settings"].get("layers") == "auto" else "")
+        + f") general-distilled ({general['settings'].get('objective', 'hidden')} objective, sequences of "
+        f"≤ {general.get('max_len', 128)} tokens) for {general['steps']} steps ({general['seconds'] / 60:.1f} min) "
+        "on WikiText-2 train"
     )
     results["student"] = {**general, "description": description}
     for plan in selected:

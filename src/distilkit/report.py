@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 
 REPORT_INSTALL = 'pip install "distilkit[report]"'
 KNOWN_FILES = ("metrics.jsonl", "quickstart.json", "tasks.json", "export.json", "bench.json")
-KINDS = ("distill", "quickstart", "bench", "tasks", "export", "serve")
+KINDS = ("distill", "quickstart", "bench", "tasks", "students", "export", "serve")
 SKIPPED_KEYS = ("config", "samples", "versions", "files", "inputs", "machine")
 STYLE = (
     "body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;color:#222}"
@@ -96,6 +96,8 @@ def collect(runs: Iterable[str | Path]) -> dict[str, list[tuple[str, Any]]]:
                 continue
             if "before" in data and "after" in data:
                 found["quickstart"].append((label, data))
+            elif isinstance(data.get("students"), list):
+                found["students"].append((label, data))
             elif isinstance(data.get("models"), dict):
                 found["bench"].append((label, data))
             elif data.get("benchmark") == "serve_load" or "p99_ms" in data:
@@ -166,7 +168,7 @@ def quality_points(found: dict[str, list]) -> list[tuple[str, float, float]]:
 
 
 # ---------------------------------------------------------------- plots
-def _pyplot():
+def pyplot_or_none():
     try:
         import matplotlib
 
@@ -215,6 +217,43 @@ def latency_quality_plot(plt, points: list[tuple[str, float, float]]) -> str:
     ax.set_xlabel("latency p50, batch 1 (ms)")
     ax.set_ylabel("quality (dev score)")
     return _png(plt, figure)
+
+
+def student_points(record: dict[str, Any]) -> list[dict[str, Any]]:
+    """Students of a size sweep (benchmarks/embedding_students.py) that have a score after distillation:
+    [{name, speedup, before, after}]. Scores: the record's ``metric_key`` (e.g. "stsb_spearman"), else score_of."""
+    points = []
+    for student in record.get("students") or []:
+        after, before = student.get("after") or {}, student.get("before") or {}
+        if isinstance(after.get("speedup"), int | float) and headline(record, after) is not None:
+            points.append({"name": str(student.get("name", "?")), "speedup": float(after["speedup"]),
+                           "before": headline(record, before), "after": headline(record, after)})  # fmt: skip
+    return points
+
+
+def headline(record: dict[str, Any], scores: Any) -> float | None:
+    """The score a sweep record plots: ``scores[record["metric_key"]]`` when the record names a key."""
+    key = record.get("metric_key")
+    return score_of(scores.get(key) if key and isinstance(scores, dict) else scores)
+
+
+def speed_quality_figure(plt, record: dict[str, Any]):
+    """Quality against speed-up for each student (× before distillation, ● after) and the teacher (★ at 1×)."""
+    figure, ax = plt.subplots(figsize=(6.4, 4.2))
+    teacher = headline(record, record.get("teacher"))
+    if teacher is not None:
+        ax.scatter([1.0], [teacher], marker="*", s=160, color="black", label="teacher")
+    for point in student_points(record):
+        color = ax.scatter([point["speedup"]], [point["after"]], label=point["name"]).get_facecolor()[0]
+        if point["before"] is not None:
+            ax.plot([point["speedup"]] * 2, [point["before"], point["after"]], color=color, alpha=0.4)
+            ax.scatter([point["speedup"]], [point["before"]], color=color, marker="x")
+    ax.set_xlabel("speed-up over the teacher")
+    ax.set_ylabel(str(record.get("metric", "quality")))
+    ax.set_title("quality vs speed (× = before distillation)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return figure
 
 
 def throughput_plot(plt, rows: list[dict[str, Any]]) -> str:
@@ -284,7 +323,7 @@ def _speed(plt, found: dict[str, list]) -> str:
 
 
 def render(found: dict[str, list], title: str) -> str:
-    plt = _pyplot()
+    plt = pyplot_or_none()
     no_plot = f"<p class=note>plots need matplotlib — {REPORT_INSTALL}</p>"
     curves = "".join(
         f"<h3>{html.escape(lab)}</h3>{loss_plot(plt, r) if plt else no_plot}" for lab, r in found["distill"]
@@ -299,6 +338,15 @@ def render(found: dict[str, list], title: str) -> str:
         quality += f"<h3>embedding fidelity to the teacher ({html.escape(label)})</h3>" + _table(
             ["", "student, undistilled", "student, distilled"], [[m, before.get(m), after.get(m)] for m in metrics]
         )
+    for label, data in found["students"]:
+        sweep, teacher = student_points(data), headline(data, data.get("teacher"))
+        quality += f"<h3>students of several sizes ({html.escape(label)})</h3>" + _table(
+            ["student", "speed-up", "before distillation", "after", "retained"],
+            [[p["name"], p["speedup"], p["before"], p["after"], f"{p['after'] / teacher:.1%}" if teacher else ""]
+             for p in sweep],
+        )  # fmt: skip
+        if sweep and plt:
+            quality += _png(plt, speed_quality_figure(plt, data))
     points = quality_points(found)
     tradeoff = _table(["model", "latency p50, batch 1 (ms)", "quality"], points) if points else ""
     tradeoff += latency_quality_plot(plt, points) if points and plt else ""

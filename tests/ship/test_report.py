@@ -147,7 +147,27 @@ def test_cli_takes_several_runs_after_one_flag(runs, tmp_path):
 def test_without_matplotlib_the_report_keeps_its_tables_and_says_how_to_get_plots(runs, tmp_path, monkeypatch):
     from distilkit import report as report_module
 
-    monkeypatch.setattr(report_module, "_pyplot", lambda: None)
+    monkeypatch.setattr(report_module, "pyplot_or_none", lambda: None)
     page = write_report(runs, tmp_path / "plain.html").read_text()
     assert "data:image/png" not in page and 'pip install "distilkit[report]"' in page
     assert "<td>int8 student</td><td class=n>4</td><td class=n>0.865</td>" in page
+
+
+def test_a_student_size_sweep_gets_its_table_and_quality_vs_speed_plot(tmp_path):
+    sweep = {
+        "metric": "STS-B test Spearman ×100",
+        "metric_key": "stsb_spearman",
+        "teacher": {"stsb_spearman": 80.0, "size_mib": 87.0},
+        "students": [
+            {"name": "2 layers", "before": {"stsb_spearman": 70.0}, "after": {"stsb_spearman": 76.0, "speedup": 2.9}},
+            {"name": "3 layers", "before": {"stsb_spearman": 75.0}, "after": {"stsb_spearman": 79.0, "speedup": 2.0}},
+            {"name": "4 layers", "before": {"stsb_spearman": 77.0}},  # still training: no point yet
+        ],
+    }
+    (tmp_path / "embedding_students.json").write_text(json.dumps(sweep))
+    found = collect([tmp_path / "embedding_students.json"])
+    assert [label for label, _ in found["students"]] == [f"{tmp_path.name}/embedding_students.json"]
+    page = write_report([tmp_path / "embedding_students.json"], tmp_path / "r.html").read_text()
+    assert "<td>3 layers</td><td class=n>2</td><td class=n>75</td><td class=n>79</td><td>98.8%</td>" in page
+    assert "4 layers" not in page.split("students of several sizes")[1].split("</table>")[0]
+    assert page.count("data:image/png;base64,") == 1
