@@ -8,7 +8,6 @@ import string
 from pathlib import Path
 
 import pytest
-from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
 from transformers import PreTrainedTokenizerFast
 
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
@@ -18,31 +17,12 @@ WHOLE_WORDS = "the a of in is was which team won super bowl denver broncos what 
 
 
 @pytest.fixture(scope="session")
-def task_tokenizer() -> PreTrainedTokenizerFast:
+def task_tokenizer(wordpiece_tokenizer_factory) -> PreTrainedTokenizerFast:
     """Fast BERT-style WordPiece over ~160 ids. Unlike the word-level tiny tokenizer of tests/conftest.py it has
     digits and single-character pieces, so any ASCII word tokenises without [UNK] and unknown words split into
     many sub-tokens — what the alignment and sliding-window tests need."""
     characters = list(string.ascii_lowercase + string.digits + string.punctuation)
-    vocab_list = SPECIAL_TOKENS + WHOLE_WORDS + characters + ["##" + ch for ch in characters]
-    vocab = {token: index for index, token in enumerate(dict.fromkeys(vocab_list))}
-    tokenizer = Tokenizer(models.WordPiece(vocab=vocab, unk_token="[UNK]", max_input_chars_per_word=100))
-    tokenizer.normalizer = normalizers.BertNormalizer(lowercase=True)
-    tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    tokenizer.post_processor = processors.TemplateProcessing(
-        single="[CLS] $A [SEP]",
-        pair="[CLS] $A [SEP] $B:1 [SEP]:1",
-        special_tokens=[("[CLS]", vocab["[CLS]"]), ("[SEP]", vocab["[SEP]"])],
-    )
-    tokenizer.decoder = decoders.WordPiece()
-    return PreTrainedTokenizerFast(
-        tokenizer_object=tokenizer,
-        unk_token="[UNK]",
-        pad_token="[PAD]",
-        cls_token="[CLS]",
-        sep_token="[SEP]",
-        mask_token="[MASK]",
-        model_input_names=["input_ids", "token_type_ids", "attention_mask"],
-    )
+    return wordpiece_tokenizer_factory(SPECIAL_TOKENS + WHOLE_WORDS + characters + ["##" + ch for ch in characters])
 
 
 @pytest.fixture(scope="session")
