@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -62,6 +63,18 @@ def build_tiny_tokenizer(directory: Path) -> Path:
     )
     config.save_pretrained(str(directory))
     return directory
+
+
+@pytest.fixture(autouse=True, scope="session")
+def private_teacher_logit_cache(tmp_path_factory: pytest.TempPathFactory):
+    """task-distill caches teacher logits in ~/.cache/distilkit by default: tests use a temporary folder instead."""
+    previous = os.environ.get("DISTILKIT_CACHE_DIR")
+    os.environ["DISTILKIT_CACHE_DIR"] = str(tmp_path_factory.mktemp("teacher-logits"))
+    yield
+    if previous is None:
+        os.environ.pop("DISTILKIT_CACHE_DIR", None)
+    else:
+        os.environ["DISTILKIT_CACHE_DIR"] = previous
 
 
 @pytest.fixture(scope="session")

@@ -3,6 +3,8 @@ the soft terms of each head, hidden-state matching, and the compatibility errors
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -15,14 +17,10 @@ from distilkit.models.teacher import load_tokenizer
 from distilkit.tasks.data import collate, encode, read_examples
 from distilkit.tasks.finetune import FinetuneConfig, finetune
 from distilkit.tasks.heads import forward, head_logits, load_head_model
+from distilkit.tasks.logit_cache import open_teacher_cache
 from distilkit.tasks.ner import IGNORE_INDEX
 from distilkit.tasks.predict import predict
-from distilkit.tasks.task_distill import (
-    TaskDistillConfig,
-    TeacherCache,
-    soft_loss,
-    task_distill,
-)
+from distilkit.tasks.task_distill import TaskDistillConfig, soft_loss, task_distill
 from distilkit.train.loop import setup_runtime
 from tasks.tiny_tasks import FAST, base_encoder, conll_dir, one_thread, squad_dir, sst2_dir, stsb_dir  # noqa: F401 (one_thread: autouse fixture)
 
@@ -39,8 +37,10 @@ def tiny(tmp_path_factory):
 
 
 def distil(tiny, out, task="sst2", teacher=None, **kwargs):
+    """A 2-step task-distill run; its teacher-logit cache is `cache` next to `out` unless cache_dir says otherwise."""
+    settings = {"max_steps": 2, "cache_dir": str(Path(out).parent / "cache"), **FAST, **kwargs}
     config = TaskDistillConfig(teacher=teacher or str(tiny["root"] / task), student=tiny["student"], task=task,
-                               data=tiny["data"][task], out=str(out), **{"max_steps": 2, **FAST, **kwargs})  # fmt: skip
+                               data=tiny["data"][task], out=str(out), **settings)  # fmt: skip
     return task_distill(config)
 
 
@@ -53,7 +53,8 @@ def test_teacher_logits_are_cached_reused_and_invalidated(tmp_path, tiny):
     info = cache_info(tmp_path / "s")
     # 2 steps of 8: only the 16 features trained on were run through the teacher
     assert (info["teacher_logits_computed"], info["teacher_logits_reused"]) == (16, 0)
-    assert (tmp_path / "s" / info["teacher_cache"]).is_file() and set(result.metrics) == {"accuracy"}
+    store = Path(info["teacher_cache_dir"]) / info["teacher_cache"][0]
+    assert (store / "values.npy").is_file() and set(result.metrics) == {"accuracy"}
     AutoModelForSequenceClassification.from_pretrained(tmp_path / "s")
     # the same teacher and data again: the cached logits are read, not recomputed
     distil(tiny, tmp_path / "s", overwrite=True)
@@ -75,31 +76,33 @@ def test_teacher_logits_are_cached_reused_and_invalidated(tmp_path, tiny):
 
 def test_cache_dir_holds_the_teacher_logits_of_the_features_seen(tmp_path, tiny):
     distil(tiny, tmp_path / "s", cache_dir=str(tmp_path / "cache"))
-    cached = list((tmp_path / "cache").glob("teacher_logits-*.npy"))
-    assert len(cached) == 1
+    cached = list((tmp_path / "cache").glob("teacher_logits-*"))
+    assert len(cached) == 1 and read_json(cached[0] / "header.json")["state"] == "closed"
     teacher, spec = load_head_model(tiny["root"] / "sst2", "sst2")
     tokenizer = load_tokenizer(tiny["student"])
     train = encode(spec, read_examples("sst2", tiny["data"]["sst2"], "train"), tokenizer, FAST["max_len"])
     live = np.stack(predict(teacher, train, setup_runtime("cpu", "fp32"), tokenizer.pad_token_id))
-    rows = np.load(cached[0])
-    seen = ~np.isnan(rows[:, 0])
+    rows, seen = np.load(cached[0] / "values.npy"), np.load(cached[0] / "known.npy").astype(bool)
     assert seen.sum() == 16
     np.testing.assert_allclose(rows[seen], live[seen], atol=1e-5)
     distil(tiny, tmp_path / "t", cache_dir=str(tmp_path / "cache"))
     assert cache_info(tmp_path / "t")["teacher_logits_reused"] == 16
 
 
-def test_ner_cached_rows_line_up_with_a_live_teacher(tiny):
-    teacher, spec = load_head_model(tiny["root"] / "conll2003", "conll2003")
+def test_ner_cached_rows_line_up_with_a_live_teacher(tmp_path, tiny):
+    teacher_dir = str(tiny["root"] / "conll2003")
+    teacher, spec = load_head_model(teacher_dir, "conll2003")
     tokenizer = load_tokenizer(tiny["student"])
     train = encode(spec, read_examples("ner", tiny["data"]["conll2003"], "train"), tokenizer, FAST["max_len"])
-    cache = TeacherCache(teacher.eval(), train, tokenizer.pad_token_id)
+    pad = tokenizer.pad_token_id
+    cache = open_teacher_cache(teacher.eval(), teacher_dir, train, [train], pad, tmp_path, FAST["max_len"], None)
     cache.fill([17, 3], torch.device("cpu"))  # filled in another order and batch than the one read
-    batch = collate(train.features, [5, 0, 17], tokenizer.pad_token_id)
+    batch = collate(train.features, [5, 0, 17], pad)
     with torch.inference_mode():
         live = head_logits(spec, forward(teacher, batch))[batch["labels"] != IGNORE_INDEX]
-    torch.testing.assert_close(cache.batch(batch), live, atol=1e-5, rtol=1e-5)
-    assert cache.computed == 4  # 17 and 3, then 5 and 0
+    logits, classes = cache.batch(batch)
+    torch.testing.assert_close(logits, live, atol=1e-5, rtol=1e-5)
+    assert cache.computed == 4 and classes is None  # 17 and 3, then 5 and 0
 
 
 def test_qa_soft_loss_ignores_padding_and_averages_start_and_end():
@@ -120,7 +123,8 @@ def test_regression_soft_term_is_mse_to_the_teacher_score(tmp_path, tiny):
     finetune(FinetuneConfig(model=tiny["student"], task="stsb", data=data, out=str(tmp_path / "t"), max_steps=1,
                             **FAST))  # fmt: skip
     result = task_distill(TaskDistillConfig(teacher=str(tmp_path / "t"), student=tiny["student"], task="stsb",
-                                            data=data, out=str(tmp_path / "s"), max_steps=1, **FAST))  # fmt: skip
+                                            data=data, out=str(tmp_path / "s"), max_steps=1,
+                                            cache_dir=str(tmp_path / "cache"), **FAST))  # fmt: skip
     assert set(result.metrics) == {"pearson", "spearman"}
 
 
@@ -134,7 +138,8 @@ def test_qa_and_ner_distil_with_hidden_state_matching(tmp_path, tiny):
     finetune(FinetuneConfig(model=str(tiny["root"] / "encoder"), task="squad", data=squad, out=str(tmp_path / "qt"),
                             max_steps=1, seed=3, **{k: v for k, v in fast.items() if k != "seed"}))  # fmt: skip
     result = task_distill(TaskDistillConfig(teacher=str(tmp_path / "qt"), student=tiny["student"], task="squad",
-                                            data=squad, out=str(tmp_path / "qs"), max_steps=1, **fast))  # fmt: skip
+                                            data=squad, out=str(tmp_path / "qs"), max_steps=1,
+                                            cache_dir=str(tmp_path / "cache"), **fast))  # fmt: skip
     # the student trains and is scored on the teacher's article split (seed 3), not on its own seed's
     teacher_split = read_json(tmp_path / "qt" / "squad_split.json")["heldout_titles"]
     assert read_json(tmp_path / "qs" / "squad_split.json")["heldout_titles"] == teacher_split

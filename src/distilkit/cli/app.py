@@ -106,6 +106,9 @@ class TrainProgress:
             self.progress.update(self.task, total=event["total_steps"])
             terms = " ".join(f"{k}={v:.4f}" for k, v in event["terms"].items())
             self.progress.update(self.task, completed=event["step"], info=f"loss={event['loss']:.4f} {terms}")
+        elif kind == "teacher-logits":  # task-distill labelling --unlabeled text up front
+            self._task("teacher-logits", "teacher logits", event["total"])
+            self.progress.update(self.task, completed=event["done"])
         elif kind in ("note", "stage"):
             self.progress.console.print(f"[cyan]{event.get('stage', 'note')}:[/] {event['message']}", highlight=False)
         elif kind == "resumed":

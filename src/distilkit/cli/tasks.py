@@ -42,6 +42,11 @@ EvalBatch = Annotated[int, typer.Option(help="Batch size when scoring.")]
 LogEvery = Annotated[int, typer.Option(help="Keep every N-th step in train_log.jsonl.")]
 MaxBad = Annotated[int, typer.Option(help="Stop after N non-finite steps in a row.")]
 
+UNLABELED_HELP = (
+    "Unlabeled in-domain text the teacher labels (soft targets only): .txt one input per line (pairs "
+    "tab-separated), or .jsonl/.csv/.tsv with a text column. Sequence tasks."
+)
+
 
 def _report(result: Any) -> None:
     scores = ", ".join(f"{name} {value:.4f}" for name, value in result.metrics.items()) or "not evaluated"
@@ -109,7 +114,16 @@ def task_distill(
     temperature: Annotated[float, typer.Option(help="Softmax temperature of the KL term.")] = 2.0,
     alpha_hidden: Annotated[float, typer.Option(help="Weight of the hidden-state MSE (live teacher).")] = 0.0,
     layer_map: Annotated[str | None, typer.Option(help="Hidden-state pairs student:teacher, e.g. 1:1,2:3,3:6.")] = None,
-    cache_dir: Annotated[str | None, typer.Option(help="Folder for cached teacher logits (default: --out).")] = None,
+    cache_dir: Annotated[
+        str | None, typer.Option(help="Teacher-logit cache (default $DISTILKIT_CACHE_DIR or ~/.cache/distilkit/…).")
+    ] = None,
+    cache_top_k: Annotated[
+        int | None, typer.Option(help="Cache each row's K largest teacher logits only (sparse KD; not QA/STS-B).")
+    ] = None,
+    unlabeled: Annotated[str | None, typer.Option(help=UNLABELED_HELP)] = None,
+    unlabeled_text_column: Annotated[
+        str | None, typer.Option(help="--unlabeled column(s): default text or sentence; 'a,b' for a pair task.")
+    ] = None,
     max_len: MaxLen = None,
     stride: Stride = 128,
     batch_size: BatchSize = 32,
@@ -140,7 +154,9 @@ def task_distill(
         config = TaskDistillConfig(
             teacher=teacher, student=student, task=task, data=data, out=str(out), alpha_kl=alpha_kl,
             alpha_hard=alpha_hard, temperature=temperature, alpha_hidden=alpha_hidden, layer_map=layer_map,
-            cache_dir=cache_dir, max_len=max_len, stride=stride, batch_size=batch_size, lr=lr, epochs=epochs,
+            cache_dir=cache_dir, cache_top_k=cache_top_k, unlabeled=unlabeled,
+            unlabeled_text_column=unlabeled_text_column, max_len=max_len, stride=stride, batch_size=batch_size, lr=lr,
+            epochs=epochs,
             weight_decay=weight_decay, warmup_ratio=warmup_ratio, max_grad_norm=max_grad_norm, max_steps=max_steps,
             time_budget=time_budget, max_train_samples=max_train_samples, max_eval_samples=max_eval_samples,
             eval_split=eval_split, squad_dev_fraction=squad_dev_fraction, seed=seed, eval_batch_size=eval_batch_size,

@@ -1,16 +1,15 @@
 """Task-specific distillation: train a student's task head and encoder on a task against a fine-tuned teacher's
-logits (soft targets at temperature T) plus the gold labels, optionally matching hidden states.
+logits (soft targets at temperature T) plus the gold labels, optionally matching hidden states, and optionally
+on unlabeled in-domain text (--unlabeled) that only the teacher's soft targets label.
 
-The teacher's logits on the fixed training set are computed once per feature, the first time it is trained on
-(eval mode, no gradients), kept in memory and in a .npy keyed by a fingerprint of the teacher weights and the
-features, and reused every epoch and by any later run on the same teacher and data — that is where a CPU run
-saves most of its time.
+The teacher's logits on the fixed training set are computed once per feature — the labelled ones the first time
+they are trained on, the unlabeled text up front — into a memory-mapped store on disk keyed by the teacher's
+weights and the features (logit_cache.py), and reused every epoch and by any later run on the same teacher and
+data: that is where a CPU run saves most of its time.
 """
 
 from __future__ import annotations
 
-import hashlib
-import io
 import logging
 import time
 from collections.abc import Callable
@@ -18,24 +17,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from distilkit import losses
 from distilkit.errors import ConfigError, ModelError
-from distilkit.io import atomic_write, sha256_file
 from distilkit.models.student import LAYERS_CONFIG_KEY, spread_layers
-from distilkit.models.teacher import (
-    WEIGHT_FILES,
-    hidden_size,
-    load_config,
-    load_tokenizer,
-    num_layers,
-    resolve_model_path,
-)
-from distilkit.tasks.data import TaskData, TaskSpec, collate, squad_article_split
+from distilkit.models.teacher import hidden_size, load_config, load_tokenizer, num_layers
+from distilkit.tasks.data import TaskData, TaskSpec, squad_article_split, task_spec
 from distilkit.tasks.finetune import (
     TaskResult,
     TaskTrainConfig,
@@ -48,13 +38,12 @@ from distilkit.tasks.finetune import (
     squad_split_info,
 )
 from distilkit.tasks.heads import build_head_model, forward, head_logits, load_head_model, read_task_info, task_loss
+from distilkit.tasks.logit_cache import NEG_LOGIT, default_cache_dir, effective_top_k, open_teacher_cache
 from distilkit.tasks.ner import IGNORE_INDEX
+from distilkit.tasks.unlabeled import is_unlabeled, read_unlabeled, with_unlabeled
 from distilkit.train.objective import parse_layer_pairs
 
 log = logging.getLogger(__name__)
-
-CACHE_PREFIX = "teacher_logits-"
-_NEG = -1e4  # logit given to padding positions of QA windows: exp(-1e4 / T) is 0 for both models, never NaN
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -67,7 +56,12 @@ class TaskDistillConfig(TaskTrainConfig):
     temperature: float = 2.0
     alpha_hidden: float = 0.0  # MSE between mapped hidden states (TinyBERT §3.1); needs a live teacher pass
     layer_map: str | None = None  # "s:t,..." hidden-state pairs; default: each student layer ↔ its source layer
-    cache_dir: str | None = None  # where teacher logits are cached; default: inside --out
+    cache_dir: str | None = None  # teacher-logit stores; default $DISTILKIT_CACHE_DIR or ~/.cache/distilkit/…
+    cache_top_k: int | None = None  # keep each row's K largest teacher logits only (sparse KD); None: all of them
+    # Unlabeled in-domain text, labelled by the teacher's soft targets only (Tang et al. 2019; TinyBERT): .txt one
+    # input per line (pair tasks: tab-separated), or .jsonl/.csv/.tsv with a text column. Sequence tasks only.
+    unlabeled: str | None = None
+    unlabeled_text_column: str | None = None  # its column(s) ("a,b" for a pair); default text or sentence
 
     def problems(self) -> list[str]:
         problems = super().problems()
@@ -81,133 +75,61 @@ class TaskDistillConfig(TaskTrainConfig):
             parse_layer_pairs(self.layer_map, "--layer-map")
         except ConfigError as error:
             problems.append(str(error))
+        if self.cache_top_k is not None and self.cache_top_k < 2:
+            problems.append("--cache-top-k must be ≥ 2 (one logit leaves no distribution to match)")
+        if self.unlabeled is not None:
+            if self.alpha_kl == 0:
+                problems.append("--unlabeled needs --alpha-kl > 0: the teacher's soft targets are its only labels")
+            try:
+                kind = task_spec(self.task).kind
+            except ConfigError:
+                kind = None  # reported by TaskTrainConfig
+            if kind in ("qa", "token"):
+                problems.append(f"--unlabeled supports sequence classification and regression tasks, not {self.task}")
         return problems
 
 
-def weights_fingerprint(model_dir: str) -> str:
-    """sha256 over the model's weight files (a different or retrained teacher gets a different key)."""
-    path = Path(resolve_model_path(model_dir))
-    digest = hashlib.sha256()
-    for name in WEIGHT_FILES:
-        if (path / name).is_file():
-            digest.update(f"{name}:{sha256_file(path / name)}".encode())
-    return digest.hexdigest()
-
-
-def cache_key(teacher_dir: str, train: TaskData) -> str:
-    return hashlib.sha256(f"{weights_fingerprint(teacher_dir)}|{train.fingerprint()}".encode()).hexdigest()[:20]
-
-
-def row_offsets(spec: TaskSpec, train: TaskData) -> np.ndarray:
-    """Where each feature's teacher rows start in the cache: 1 row per sequence-task feature, 1 per labelled
-    token (first sub-tokens) for NER, 1 per window token for QA (start and end logits as 2 columns)."""
-    if spec.kind == "token":
-        counts = [sum(label != IGNORE_INDEX for label in row) for row in train.features["labels"]]
-    elif spec.kind == "qa":
-        counts = list(train.lengths)
-    else:
-        counts = [1] * len(train)
-    return np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
-
-
-class TeacherCache:
-    """The teacher's logits on the training features, computed the first time a feature is in a batch (teacher
-    in eval mode, no gradients) and kept: later epochs — and later runs, through the .npy written next to the
-    model (NaN rows: never needed) — reuse them. A time-budgeted run so pays only for the features it sees."""
-
-    def __init__(self, teacher: nn.Module, train: TaskData, pad_id: int, rows: np.ndarray | None = None) -> None:
-        self.teacher, self.train, self.pad_id = teacher, train, pad_id
-        self.offsets = row_offsets(train.spec, train)
-        if rows is None:
-            rows = np.full((int(self.offsets[-1]), train.spec.num_labels), np.nan, dtype=np.float32)
-        self.rows = torch.from_numpy(rows)
-        first_value = np.append(rows[:, 0], 0.0)[self.offsets[:-1]]
-        self.known = ~np.isnan(first_value) | (self.offsets[1:] == self.offsets[:-1])
-        self.reused, self.computed = int(self.known.sum()), 0
-
-    @torch.no_grad()
-    def fill(self, indices: list[int], device: torch.device) -> None:
-        """Run the teacher on the features of `indices` it has not seen yet."""
-        missing = [index for index in indices if not self.known[index]]
-        if missing:
-            batch = {k: v.to(device) for k, v in collate(self.train.features, missing, self.pad_id).items()}
-            self.remember(batch, head_logits(self.train.spec, forward(self.teacher, batch)))
-
-    def remember(self, batch: dict[str, torch.Tensor], logits: torch.Tensor) -> None:
-        """Keep the teacher logits of a batch (already computed, e.g. by a hidden-state matching pass)."""
-        logits, kind = logits.detach().float().cpu(), self.train.spec.kind
-        for row, index in enumerate(batch["index"].tolist()):
-            if self.known[index]:
-                continue
-            if kind == "token":
-                values = logits[row][batch["labels"][row].cpu() != IGNORE_INDEX]
-            elif kind == "qa":
-                values = logits[row, : self.offsets[index + 1] - self.offsets[index]]
-            else:
-                values = logits[row : row + 1]
-            self.rows[self.offsets[index] : self.offsets[index + 1]] = values
-            self.known[index] = True
-            self.computed += 1
-
-    def batch(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        """The teacher logits of a training batch, shaped like what the soft loss compares."""
-        device = batch["input_ids"].device
-        self.fill(batch["index"].tolist(), device)
-        return batch_teacher_logits(self.train.spec, self.rows, self.offsets, batch).to(device)
-
-    def array(self) -> np.ndarray:
-        return self.rows.numpy()
-
-
-def open_cache(config: TaskDistillConfig, teacher: nn.Module, train: TaskData, pad_id: int) -> tuple[TeacherCache, str]:
-    """The cache of this teacher + these features: read from --cache-dir or a previous run in --out when the
-    fingerprint matches (a different teacher or data never does), else empty."""
-    name = f"{CACHE_PREFIX}{cache_key(config.teacher, train)}.npy"
-    shape = (int(row_offsets(train.spec, train)[-1]), train.spec.num_labels)
-    for folder in filter(None, [config.cache_dir, config.out]):
-        path = Path(folder) / name
-        if path.is_file():
-            rows = np.load(path)
-            if rows.shape == shape:
-                return TeacherCache(teacher, train, pad_id, rows), name
-            log.warning("ignoring %s: shape %s, expected %s", path, rows.shape, shape)
-    return TeacherCache(teacher, train, pad_id), name
-
-
-def _save_npy(path: Path, rows: np.ndarray) -> None:
-    buffer = io.BytesIO()
-    np.save(buffer, rows)
-    path.write_bytes(buffer.getvalue())
-
-
-def batch_teacher_logits(
-    spec: TaskSpec, rows: torch.Tensor, offsets: np.ndarray, batch: dict[str, torch.Tensor]
+def soft_loss(
+    spec: TaskSpec,
+    student: torch.Tensor,
+    teacher: torch.Tensor,
+    batch: dict,
+    temperature: float,
+    classes: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Cached teacher logits of a batch: (B, C) sequence, (labelled tokens, C) NER, (B, L, 2) QA padded with _NEG."""
-    indices = batch["index"].tolist()
-    if spec.kind in ("classification", "regression"):
-        return rows[indices]
-    pieces = [rows[offsets[i] : offsets[i + 1]] for i in indices]
-    if spec.kind == "token":
-        return torch.cat(pieces)
-    padded = torch.full((len(indices), batch["input_ids"].shape[1], 2), _NEG)
-    for row, piece in enumerate(pieces):
-        padded[row, : len(piece)] = piece
-    return padded
-
-
-def soft_loss(spec: TaskSpec, student: torch.Tensor, teacher: torch.Tensor, batch: dict, temperature: float):
     """Soft-target term: KL·T² on class logits (per labelled token for NER; start and end position
-    distributions averaged for QA, padding masked); MSE to the teacher's score for regression."""
+    distributions averaged for QA, padding masked); MSE to the teacher's score for regression.
+
+    With `classes` (a top-k cache: teacher (rows, K) holds each row's K largest logits, classes their class ids)
+    the KL is between the teacher's and the student's softmax over those K classes only, both renormalised: the
+    student's logits are gathered at the teacher's top-k classes (sparse KD; the other classes' probability is
+    dropped from both sides rather than guessed)."""
     if spec.kind == "regression":
         return F.mse_loss(student.squeeze(-1).float(), teacher.squeeze(-1).float())
-    if spec.kind == "token":
-        return losses.soft_target_kl(student[batch["labels"] != IGNORE_INDEX], teacher, temperature)
     if spec.kind == "qa":
-        student = student.masked_fill(~batch["attention_mask"].bool().unsqueeze(-1), _NEG)
+        student = student.masked_fill(~batch["attention_mask"].bool().unsqueeze(-1), NEG_LOGIT)
         start = losses.soft_target_kl(student[..., 0], teacher[..., 0], temperature)
         return (start + losses.soft_target_kl(student[..., 1], teacher[..., 1], temperature)) / 2
+    if spec.kind == "token":
+        student = student[batch["labels"] != IGNORE_INDEX]
+    if classes is not None:
+        student = student.gather(-1, classes)
     return losses.soft_target_kl(student, teacher, temperature)
+
+
+def hard_loss(spec: TaskSpec, logits: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Gold-label term. Sequence tasks: summed over the batch's labelled rows and divided by all its rows, so an
+    unlabeled row (--unlabeled text: label IGNORE_INDEX, NaN score) adds nothing and a labelled one weighs what it
+    would in an all-labelled batch — the per-example loss over the union, whose mean equals task_loss when every
+    row is labelled. Token and QA tasks: task_loss."""
+    if spec.kind not in ("classification", "regression"):
+        return task_loss(spec, logits, batch)
+    labels, rows = batch["labels"], logits.shape[0]
+    if spec.kind == "classification":
+        return F.cross_entropy(logits.float(), labels, ignore_index=IGNORE_INDEX, reduction="sum") / rows
+    labelled = ~is_unlabeled(labels, spec.kind)
+    errors = (logits.squeeze(-1).float() - labels.float().nan_to_num()).pow(2)
+    return torch.where(labelled, errors, 0.0).sum() / rows
 
 
 def hidden_pairs(config: TaskDistillConfig, student: nn.Module, teacher: nn.Module) -> list[tuple[int, int]]:
@@ -239,6 +161,19 @@ def check_pair(teacher_tokenizer: Any, student_tokenizer: Any, teacher: nn.Modul
         )
 
 
+def training_set(
+    config: TaskDistillConfig, train: TaskData, tokenizer: Any, max_len: int
+) -> tuple[TaskData, list[TaskData]]:
+    """(what the student trains on, the parts whose teacher logits are stored apart): the labelled set alone, or
+    with --unlabeled the labelled features followed by the unlabeled ones."""
+    if not config.unlabeled:
+        return train, [train]
+    pair = bool(train.examples) and getattr(train.examples[0], "text_pair", None) is not None
+    unlabeled = read_unlabeled(config.unlabeled, config.task, pair, config.unlabeled_text_column)
+    union, unlabeled_data = with_unlabeled(train, unlabeled, tokenizer, max_len)
+    return union, [train, unlabeled_data]
+
+
 def task_distill(config: TaskDistillConfig, callback: Callable[[dict], None] | None = None) -> TaskResult:
     """Distil fine-tuned `config.teacher` into `config.student` on `config.task`; saves like `finetune`."""
     emit = callback or (lambda event: None)
@@ -250,18 +185,29 @@ def task_distill(config: TaskDistillConfig, callback: Callable[[dict], None] | N
     check_pair(teacher_tokenizer, tokenizer, teacher, load_config(config.student))
     teacher_info = read_task_info(config.teacher) or {}
     heldout = None
-    if teacher_spec.kind == "qa" and not config.data.startswith("hf:"):
+    if teacher_spec.kind == "qa" and config.data and not config.data.startswith("hf:"):
         split = teacher_info.get("squad_split")  # train on the teacher's articles: no held-out leakage
         heldout = split["heldout_titles"] if split else squad_article_split(
             Path(config.data), config.squad_dev_fraction, config.seed)  # fmt: skip
     labels = list(teacher_spec.labels) if teacher_spec.kind == "token" else None
     train, eval_data = prepare_data(config, tokenizer, labels, heldout)
-    spec = train.spec
+    spec, max_len = train.spec, config.resolved_max_len(train.spec)
+    fit_data, parts = training_set(config, train, tokenizer, max_len)
+    message = data_message(train, eval_data)
+    if len(fit_data) > len(train):
+        message += f"; {len(fit_data) - len(train):,} unlabeled inputs with the teacher's soft targets only"
     student = build_head_model(config.student, spec)
-    emit({"event": "stage", "stage": "data", "message": data_message(train, eval_data)})
+    emit({"event": "stage", "stage": "data", "message": message})
     pad_id = tokenizer.pad_token_id or 0
     teacher.to(runtime.device).eval().requires_grad_(False)
-    cache, cache_name = open_cache(config, teacher, train, pad_id)
+    cache_dir = Path(config.cache_dir) if config.cache_dir else default_cache_dir()
+    cache = open_teacher_cache(teacher, config.teacher, fit_data, parts, pad_id, cache_dir, max_len, config.cache_top_k)
+    del parts  # the stores keep what they need of the unlabeled features: their fingerprint and row layout
+    for store in cache.stores:
+        if store.discarded:
+            emit({"event": "note", "message": f"discarded the teacher-logit cache {store.folder}: {store.discarded}"})
+    if config.cache_top_k and effective_top_k(spec, config.cache_top_k) is None:
+        emit({"event": "note", "message": f"--cache-top-k {config.cache_top_k} keeps every logit of {spec.name}"})
     pairs = hidden_pairs(config, student, teacher) if config.alpha_hidden > 0 else []
     weights = {"kl": config.alpha_kl, "hard": config.alpha_hard, "hidden": config.alpha_hidden}
 
@@ -274,9 +220,10 @@ def task_distill(config: TaskDistillConfig, callback: Callable[[dict], None] | N
         logits = head_logits(spec, outputs)
         terms = {}
         if config.alpha_kl > 0:
-            terms["kl"] = soft_loss(spec, logits, cache.batch(batch), batch, config.temperature)
+            teacher_logits, classes = cache.batch(batch)
+            terms["kl"] = soft_loss(spec, logits, teacher_logits, batch, config.temperature, classes)
         if config.alpha_hard > 0:
-            terms["hard"] = task_loss(spec, logits, batch)
+            terms["hard"] = hard_loss(spec, logits, batch)
         if pairs:
             tokens = batch["attention_mask"].bool()
             terms["hidden"] = sum(
@@ -285,10 +232,21 @@ def task_distill(config: TaskDistillConfig, callback: Callable[[dict], None] | N
             ) / len(pairs)
         return losses.weighted_sum(terms, weights), terms
 
-    fitted = fit(student, train, distillation_loss, config, runtime, pad_id, emit, "task-distill")
-    emit({"event": "note", "message": f"teacher logits: {cache.computed} features computed, {cache.reused} reused"})
-    if config.cache_dir and cache.computed:
-        atomic_write(Path(config.cache_dir) / cache_name, lambda tmp: _save_npy(tmp, cache.array()))
+    unlabeled_info = None
+    try:
+        if config.unlabeled:
+            labelling = time.monotonic()
+            todo = sum(not cache.is_known(index) for index in range(len(train), len(fit_data)))
+            emit({"event": "stage", "stage": "teacher", "message": f"teacher logits of the unlabeled text: "
+                  f"{len(fit_data) - len(train) - todo:,} cached, computing {todo:,}"})  # fmt: skip
+            cache.precompute(range(len(train), len(fit_data)), config.eval_batch_size, runtime.device, emit)
+            unlabeled_info = {"file": config.unlabeled, "inputs": len(fit_data) - len(train), "computed": todo,
+                              "teacher_seconds": time.monotonic() - labelling}  # fmt: skip
+        fitted = fit(student, fit_data, distillation_loss, config, runtime, pad_id, emit, "task-distill")
+    finally:
+        cache.close()  # seal the stores (checksums) — also when training fails or is interrupted
+    emit({"event": "note", "message": f"teacher logits: {cache.computed} features computed, {cache.reused} reused "
+          f"(cache: {cache_dir})"})  # fmt: skip
     if eval_data is not None:
         emit({"event": "stage", "stage": "evaluate", "message": f"scoring the {config.eval_split} split"})
     info = {
@@ -296,11 +254,12 @@ def task_distill(config: TaskDistillConfig, callback: Callable[[dict], None] | N
         "squad_split": squad_split_info(config, heldout, train), "base_model": config.student,
         "teacher": config.teacher, "teacher_main_score": teacher_info.get("main_score"),
         "distillation": {"weights": weights, "temperature": config.temperature, "hidden_pairs": pairs,
-                         "teacher_cache": cache_name, "teacher_logits_computed": cache.computed,
-                         "teacher_logits_reused": cache.reused},
+                         "teacher_cache": [store.folder.name for store in cache.stores],
+                         "teacher_cache_dir": str(cache_dir), "teacher_logits_computed": cache.computed,
+                         "teacher_logits_reused": cache.reused, "cache_top_k": cache.stores[0].top_k,
+                         "unlabeled": unlabeled_info},
     }  # fmt: skip
-    save_cache = (lambda folder: _save_npy(folder / cache_name, cache.array()),)
-    result = evaluate_and_save(config, "task-distill", student, tokenizer, eval_data, runtime, fitted, info, save_cache)
+    result = evaluate_and_save(config, "task-distill", student, tokenizer, eval_data, runtime, fitted, info)
     result.seconds = time.monotonic() - started
     emit({"event": "done", "out": config.out, "metrics": result.metrics})
     return result
