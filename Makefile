@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 # torch is pinned and installed first: an unpinned torch pulls gigabytes of CUDA packages.
 TORCH := torch==2.13.0
-EXTRAS := default-teacher,dev,onnx,serve,report,browser-test
+EXTRAS := default-teacher,dev,onnx,serve,report,browser-test,datasets
 
 .PHONY: install demo test lint bench clean
 

@@ -21,6 +21,7 @@ from distilkit.io import atomic_dir, atomic_write_text, write_json
 from distilkit.models.teacher import load_tokenizer
 from distilkit.tasks.data import TaskData, collate, encode, model_inputs, read_examples, subsample, task_spec
 from distilkit.tasks.heads import load_head_model, read_task_info
+from distilkit.tasks.own_data import OwnData, encode_split, source_problems
 from distilkit.tasks.predict import headline, predict, predictions_name, render_predictions, score
 from distilkit.train import loop
 
@@ -30,8 +31,8 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class EvaluateConfig:
     model: str  # fine-tuned head model (finetune / task-distill output)
-    task: str
-    data: str  # same folder (or hf:NAME) the model was trained from
+    task: str  # as fine-tuned: a benchmark, or classification, regression, token-classification, qa
+    data: str | None = None  # same benchmark folder (or hf:NAME) the model was trained from
     split: str = "dev"  # dev (SQuAD: the held-out articles when trained on a dev split), test, test_with_scores
     teacher: str | None = None  # a second head model: side-by-side scores, retention and speed-up
     out: str | None = None  # folder for evaluation.json and predictions files
@@ -47,13 +48,25 @@ class EvaluateConfig:
     device: str = "auto"
     precision: str = "auto"
     overwrite: bool = False
+    # Your own data instead of --data, scored with the model's stored labels (tasks/own_data.py): --dev or --test
+    # FILE (with both, --split picks), or a `datasets` dataset; columns as finetune reads them.
+    dev: str | None = None
+    test: str | None = None
+    dataset: str | None = None
+    dataset_config: str | None = None
+    text_column: str | None = None
+    text_pair_column: str | None = None
+    label_column: str | None = None
 
     def __post_init__(self) -> None:
         problems = []
+        task = self.task
         try:
             task_spec(self.task)
         except ConfigError as error:
             problems.append(str(error))
+            task = None
+        problems += source_problems(self, task, [self.scored_split])
         for name in ("max_eval_samples", "max_len", "batch_size", "speed_batch_size", "speed_batches",
                      "speed_repeats", "speed_threads"):  # fmt: skip
             if getattr(self, name) is not None and getattr(self, name) < 1:
@@ -64,6 +77,11 @@ class EvaluateConfig:
             problems.append("--split train would score the training data — use dev or test")
         if problems:
             raise ConfigError("; ".join(problems))
+
+    @property
+    def scored_split(self) -> str:
+        """--split, except that own files given only as --test are scored as test."""
+        return "test" if self.split == "dev" and self.test and not self.dev else self.split
 
 
 @dataclass
@@ -92,16 +110,22 @@ def evaluate_one(path: str, config: EvaluateConfig, runtime: loop.Runtime) -> Ev
     max_len = config.max_len or info.get("max_len") or spec.default_max_len
     stride = config.stride if config.stride is not None else info.get("stride", 128)
     titles = heldout_titles(info, config.split)
-    examples = subsample(read_examples(config.task, config.data, config.split, titles), config.max_eval_samples,
-                         config.seed)  # fmt: skip
-    data = encode(spec, examples, tokenizer, max_len, min(stride, max_len // 2), train=False)
+    stride = min(stride, max_len // 2)
+    own = OwnData.of(config)
+    if own is not None:
+        data = encode_split(spec, own, config.scored_split, tokenizer, max_len, stride, train=False,
+                            sample=config.max_eval_samples, seed=config.seed, label_source="model's")  # fmt: skip
+    else:
+        examples = subsample(read_examples(config.task, config.data, config.split, titles), config.max_eval_samples,
+                             config.seed)  # fmt: skip
+        data = encode(spec, examples, tokenizer, max_len, stride, train=False)
     model.to(runtime.device)
     pad_id = tokenizer.pad_token_id or 0
     metrics, predictions = score(data, predict(model, data, runtime, pad_id, config.batch_size))
-    split = config.split + (f" (held-out articles: {len(titles)})" if titles else "")
+    split = config.scored_split + (f" (held-out articles: {len(titles)})" if titles else "")
     summary = {
         "path": path, "metrics": metrics, "main_score": headline(spec.name, metrics), "split": split,
-        "examples": len(examples), "features": len(data), "max_len": max_len,
+        "examples": data.num_examples, "features": len(data), "max_len": max_len,
         "parameters": count_parameters(model), "seconds": time.monotonic() - started,
     }  # fmt: skip
     return Evaluated(path, model, data, pad_id, predictions, summary)
@@ -195,5 +219,5 @@ def evaluate(config: EvaluateConfig, callback: Callable[[dict], None] | None = N
             write_json(tmp / "evaluation.json", result)
             for prefix, run in zip(("", "teacher_"), runs, strict=False):
                 text = render_predictions(run.data, run.predictions)
-                atomic_write_text(tmp / (prefix + predictions_name(run.data, config.split)), text)
+                atomic_write_text(tmp / (prefix + predictions_name(run.data, config.scored_split)), text)
     return result

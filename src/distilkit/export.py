@@ -77,7 +77,8 @@ def model_kind(model_dir: str | Path) -> str:
     if task:
         with contextlib.suppress(ConfigError):
             key = canonical_task(task)
-            return {"squad": "qa", "conll2003": "token-classification"}.get(key, "classification")
+            token = "token-classification"
+            return {"squad": "qa", "qa": "qa", "conll2003": token, token: token}.get(key, "classification")
     for name in getattr(load_config(path), "architectures", None) or []:
         for kind, suffix in (
             ("classification", "ForSequenceClassification"),

@@ -206,5 +206,5 @@ def test_hub_datasets_map_to_the_local_records(monkeypatch):
 
 def test_hub_without_datasets_says_how_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "datasets", None)  # import fails
-    with pytest.raises(DataError, match="pip install datasets"):
+    with pytest.raises(DataError, match=r'pip install "distilkit\[datasets\]"'):
         read_examples("sst2", "hf:glue", "train")

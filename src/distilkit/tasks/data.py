@@ -19,11 +19,13 @@ import torch
 
 from distilkit.errors import ConfigError, DataError
 from distilkit.tasks import glue, ner, squad
+from distilkit.tasks.features import Features
 from distilkit.tasks.metrics import TASK_METRICS, canonical_task
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
 
+OWN_DATA_TASKS = ("classification", "regression", "token-classification", "qa")
 HUB_PREFIX = "hf:"  # --data hf:NAME reads the task from a `datasets` hub name instead of local files
 MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 SQUAD_FILES = {"train": "train-v1.1.json", "dev": "dev-v1.1.json"}
@@ -57,14 +59,27 @@ class TaskSpec:
 
 
 def task_spec(name: str, labels: Sequence[str] | None = None) -> TaskSpec:
-    """The spec of any accepted task spelling; NER takes its `labels` from the caller (training file or model)."""
+    """The spec of any accepted task spelling; tasks whose labels come from the data (NER, own classification)
+    take `labels` from the caller (the training file or the model)."""
     key = canonical_task(name)  # ConfigError listing the valid tasks
-    if key == "squad":
+    if key in ("squad", "qa"):
         return TaskSpec(key, "qa")
-    if key == "conll2003":
+    if key in ("conll2003", "token-classification"):
         return TaskSpec(key, "token", tuple(labels or ()))
+    if key in ("classification", "regression"):
+        return TaskSpec(key, key, tuple(labels or ()) if key == "classification" else ())
     spec = glue.get_glue_task(name)
     return TaskSpec(key, "regression" if spec.is_regression else "classification", spec.labels)
+
+
+def labels_from_data(task: str) -> bool:
+    """Whether the task's labels come from its training data (or a trained model), not from a benchmark."""
+    return canonical_task(task) in ("conll2003", "token-classification", "classification")
+
+
+def own_data_only(task: str) -> bool:
+    """The problem types that name no benchmark: they read --train/--dev/--test files or --dataset, not --data."""
+    return canonical_task(task) in OWN_DATA_TASKS
 
 
 def valid_tasks() -> str:
@@ -147,10 +162,15 @@ def _read_squad_split(data: Path, split: str, heldout_titles: Sequence[str] | No
 
 def subsample(items: list, n: int | None, seed: int) -> list:
     """n items drawn with random.Random(seed), kept in file order; all of them when n is None or ≥ len."""
-    if n is None or n >= len(items):
-        return items
-    keep = sorted(random.Random(seed).sample(range(len(items)), n))
-    return [items[index] for index in keep]
+    keep = sample_indices(len(items), n, seed)
+    return items if keep is None else [items[index] for index in keep]
+
+
+def sample_indices(count: int, n: int | None, seed: int) -> list[int] | None:
+    """The sorted indices `subsample` keeps of `count` items; None when it keeps them all."""
+    if n is None or n >= count:
+        return None
+    return sorted(random.Random(seed).sample(range(count), n))
 
 
 def ner_labels(sentences: Sequence[ner.NerSentence]) -> list[str]:
@@ -165,27 +185,38 @@ def ner_labels(sentences: Sequence[ner.NerSentence]) -> list[str]:
 @dataclass
 class TaskData:
     """Encoded examples of one split. features: model inputs and training targets, one row per feature (a long
-    SQuAD context gives several); post: what maps predictions back to examples (word_ids, example_id, offsets)."""
+    SQuAD context gives several), in flat arrays (features.Features; a dict of lists is converted); post: what
+    maps predictions back to examples (word_ids, example_id, offsets). examples is None for a streamed training
+    file, whose text is not kept: num_examples still counts them. has_pair: the examples are text pairs."""
 
     spec: TaskSpec
-    examples: list
-    features: dict[str, list]
+    examples: list | None
+    features: Features
     post: dict[str, list] = field(default_factory=dict)
+    num_examples: int = -1
+    has_pair: bool = False
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.features, Features):
+            self.features = Features.from_columns(self.features)
+        if self.num_examples < 0:
+            self.num_examples = len(self.examples) if self.examples is not None else self.features.num_rows
 
     def __len__(self) -> int:
-        return len(self.features["input_ids"])
+        return self.features.num_rows
 
     @property
     def lengths(self) -> np.ndarray:
-        return np.fromiter((len(ids) for ids in self.features["input_ids"]), dtype=np.int64, count=len(self))
+        return self.features.lengths
 
     def fingerprint(self) -> str:
         """sha256 of every feature (inputs and targets): changes with the data, the tokenizer, max_len, stride."""
         digest = hashlib.sha256(self.spec.name.encode())
+        digest.update(self.features.offsets.tobytes())
         for name in sorted(self.features):
-            digest.update(name.encode())
-            for row in self.features[name]:
-                digest.update(np.asarray(row, dtype=np.float64).tobytes() + b"|")
+            values = self.features.tokens.get(name, self.features.rows.get(name))
+            digest.update(name.encode() + str(values.dtype).encode())
+            digest.update(np.ascontiguousarray(values).tobytes())
         return digest.hexdigest()
 
 
@@ -210,7 +241,8 @@ def encode(
     if spec.kind == "token":
         encoded = ner.align_labels(examples, tokenizer, {tag: i for i, tag in enumerate(spec.labels)}, max_len)
         return TaskData(spec, examples, encoded, {"word_ids": encoded.pop("word_ids")})
-    return TaskData(spec, examples, glue.encode_glue(examples, tokenizer, max_len))
+    pair = examples[0].text_pair is not None
+    return TaskData(spec, examples, glue.encode_glue(examples, tokenizer, max_len), has_pair=pair)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -238,20 +270,12 @@ def eval_batches(lengths: np.ndarray, batch_size: int) -> list[np.ndarray]:
     return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
 
 
-def collate(features: dict[str, list], indices: Sequence[int], pad_id: int) -> dict[str, torch.Tensor]:
+def collate(features: Features | dict[str, list], indices: Sequence[int], pad_id: int) -> dict[str, torch.Tensor]:
     """Pad the rows `indices` of `features` into tensors: input_ids with pad_id, masks and segments with 0,
     per-token labels with -100; scalar targets as long (float for regression scores). Adds "index"."""
-    indices = [int(index) for index in indices]
-    width = max(len(features["input_ids"][index]) for index in indices)
-    batch: dict[str, torch.Tensor] = {"index": torch.tensor(indices)}
-    for name, values in features.items():
-        rows = [values[index] for index in indices]
-        if isinstance(rows[0], list):
-            fill = {"input_ids": pad_id, "labels": ner.IGNORE_INDEX}.get(name, 0)
-            batch[name] = torch.tensor([row + [fill] * (width - len(row)) for row in rows])
-        else:
-            batch[name] = torch.tensor(rows, dtype=torch.float32 if isinstance(rows[0], float) else torch.long)
-    return batch
+    if not isinstance(features, Features):
+        features = Features.from_columns(features)
+    return features.batch(indices, pad_id)
 
 
 def model_inputs(batch: dict[str, Any]) -> dict[str, torch.Tensor]:

@@ -20,10 +20,12 @@ from distilkit.errors import ConfigError, TrainingError
 from distilkit.io import atomic_dir, atomic_write_text, write_json
 from distilkit.models.teacher import load_tokenizer
 from distilkit.tasks.data import (
+    HUB_PREFIX,
     TaskData,
     TaskSpec,
     collate,
     encode,
+    labels_from_data,
     ner_labels,
     read_examples,
     squad_article_split,
@@ -32,6 +34,7 @@ from distilkit.tasks.data import (
     train_batches,
 )
 from distilkit.tasks.heads import build_head_model, forward, head_logits, save_task_model, task_loss
+from distilkit.tasks.own_data import OwnData, discover_labels, encode_split, source_problems
 from distilkit.tasks.predict import headline, predict, predictions_name, render_predictions, score
 from distilkit.train import loop
 from distilkit.train.setup import versions
@@ -47,9 +50,20 @@ class TaskTrainConfig:
     """Flags shared by `finetune` and `task-distill`. Defaults: BERT's GLUE/SQuAD fine-tuning recipe
     (Devlin et al. 2019, §4 and App. A.3) as the transformers examples run it, unless noted."""
 
-    task: str
-    data: str  # task folder (GLUE task dir or GLUE root, SQuAD folder/JSON, CoNLL folder) or hf:NAME
+    task: str  # a benchmark (sst2, squad, conll2003, ...) or, for your own data, the problem type:
+    # classification, regression, token-classification or qa
+    data: str | None = None  # benchmark folder (GLUE task dir or root, SQuAD folder/JSON, CoNLL folder) or hf:NAME
     out: str  # the fine-tuned model: save_pretrained dir + distilkit_task.json + predictions
+    # Your own data instead of --data (tasks/own_data.py): files (csv, tsv, jsonl, parquet; CoNLL columns for
+    # token-classification; SQuAD JSON for qa) or a `datasets` dataset (hub name or save_to_disk folder).
+    train: str | None = None
+    dev: str | None = None
+    test: str | None = None
+    dataset: str | None = None
+    dataset_config: str | None = None
+    text_column: str | None = None  # default: text, else sentence (sentence1 with a sentence2 pair); tokens
+    text_pair_column: str | None = None  # default: text_pair, else sentence2; none → single-text
+    label_column: str | None = None  # default: label; tags for token-classification
     max_len: int | None = None  # tokens per feature; None: 128 (GLUE, CoNLL) or 384 (SQuAD)
     stride: int = 128  # SQuAD: tokens shared by consecutive windows of a long context (BERT doc_stride)
     batch_size: int = 32  # BERT/DistilBERT GLUE
@@ -98,7 +112,8 @@ class TaskTrainConfig:
             problems.append("--squad-dev-fraction must be in (0, 1)")
         if self.eval_split == "train":
             problems.append("--eval-split train would score the training data — use dev, test or none")
-        return problems
+        splits = ["train"] + ([self.eval_split] if self.eval_split not in ("none", "train") else [])
+        return problems + source_problems(self, self.task if kind else None, splits)
 
     def __post_init__(self) -> None:
         problems = self.problems()
@@ -139,8 +154,11 @@ def check_out(out: str, overwrite: bool) -> None:
 def prepare_data(
     config: TaskTrainConfig, tokenizer: Any, labels: list[str] | None, heldout: list[str] | None
 ) -> tuple[TaskData, TaskData | None]:
-    """Train features (seeded sample) and evaluation features of the task. NER tags come from `labels` (a
-    teacher's) or from the whole training file; a tag outside them is a DataError naming it."""
+    """Train features (seeded sample) and evaluation features of the task. NER tags (and own-data classes) come
+    from `labels` (a teacher's) or from the whole training file; a tag outside them is a DataError naming it."""
+    own = OwnData.of(config)
+    if own is not None:
+        return prepare_own_data(config, own, tokenizer, labels)
     train_examples = read_examples(config.task, config.data, "train", heldout)
     if task_spec(config.task).kind == "token" and labels is None:
         labels = ner_labels(train_examples)
@@ -155,9 +173,26 @@ def prepare_data(
     return train, encode(spec, eval_examples, tokenizer, max_len, config.stride, train=False)
 
 
+def prepare_own_data(
+    config: TaskTrainConfig, own: OwnData, tokenizer: Any, labels: list[str] | None
+) -> tuple[TaskData, TaskData | None]:
+    """prepare_data for --train/--dev/--test files or --dataset: the label set from `labels` or the training
+    split, each split streamed into flat feature arrays."""
+    found = labels is None and labels_from_data(config.task)
+    spec = task_spec(config.task, discover_labels(own, task_spec(config.task)) if found else labels)
+    source = ("training" if found else "teacher's") if labels_from_data(config.task) else spec.name
+    max_len = config.resolved_max_len(spec)
+    common = {"tokenizer": tokenizer, "max_len": max_len, "stride": config.stride, "seed": config.seed,
+              "label_source": source}  # fmt: skip
+    train = encode_split(spec, own, "train", train=True, sample=config.max_train_samples, **common)
+    if config.eval_split == "none":
+        return train, None
+    return train, encode_split(spec, own, config.eval_split, train=False, sample=config.max_eval_samples, **common)
+
+
 def data_message(train: TaskData, eval_data: TaskData | None) -> str:
-    scored = f", scoring {len(eval_data.examples)} examples" if eval_data is not None else ""
-    return f"training on {len(train.examples)} {train.spec.name} examples ({len(train)} features){scored}"
+    scored = f", scoring {eval_data.num_examples} examples" if eval_data is not None else ""
+    return f"training on {train.num_examples} {train.spec.name} examples ({len(train)} features){scored}"
 
 
 @dataclass
@@ -307,7 +342,7 @@ def finetune(config: FinetuneConfig, callback: Callable[[dict], None] | None = N
     runtime = single_process_runtime(config)
     tokenizer = load_tokenizer(config.model)
     heldout = None
-    if task_spec(config.task).kind == "qa" and not config.data.startswith("hf:"):
+    if task_spec(config.task).kind == "qa" and config.data and not config.data.startswith(HUB_PREFIX):
         heldout = squad_article_split(Path(config.data), config.squad_dev_fraction, config.seed)
     train, eval_data = prepare_data(config, tokenizer, None, heldout)
     model = build_head_model(config.model, train.spec)
@@ -320,7 +355,7 @@ def finetune(config: FinetuneConfig, callback: Callable[[dict], None] | None = N
     fitted = fit(model, train, hard_loss, config, runtime, tokenizer.pad_token_id or 0, emit)
     if eval_data is not None:
         emit({"event": "stage", "stage": "evaluate", "message": f"scoring the {config.eval_split} split"})
-    info = {"labels": list(train.spec.labels), "train_examples": len(train.examples), "train_features": len(train),
+    info = {"labels": list(train.spec.labels), "train_examples": train.num_examples, "train_features": len(train),
             "squad_split": squad_split_info(config, heldout, train), "base_model": config.model}  # fmt: skip
     result = evaluate_and_save(config, "finetune", model, tokenizer, eval_data, runtime, fitted, info)
     result.seconds = time.monotonic() - started

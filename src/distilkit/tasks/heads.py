@@ -15,7 +15,7 @@ from torch import nn
 from distilkit.errors import ModelError
 from distilkit.io import read_json, write_json
 from distilkit.models import teacher as models
-from distilkit.tasks.data import TaskSpec, model_inputs, task_spec
+from distilkit.tasks.data import TaskSpec, labels_from_data, model_inputs, task_spec
 from distilkit.tasks.ner import IGNORE_INDEX
 
 TASK_FILE = "distilkit_task.json"  # task, labels, max_len, data split and dev metrics of a fine-tuned model
@@ -70,9 +70,9 @@ def check_head(config, spec: TaskSpec, where: str) -> None:
 
 
 def model_spec(task: str, config) -> TaskSpec:
-    """The task spec as a head model sees it: NER takes its tag list from the model's id2label."""
+    """The task spec as a head model sees it: NER and own classification take their labels from id2label."""
     labels = [config.id2label[i] for i in range(config.num_labels)] if head_of(config) else None
-    return task_spec(task, labels if task_spec(task).kind == "token" else None)
+    return task_spec(task, labels if labels_from_data(task) else None)
 
 
 def _from_pretrained(head: str, path: str, **kwargs: Any) -> nn.Module:

@@ -1,14 +1,17 @@
 """Optional: read a task from a `datasets` hub dataset (`--data hf:NAME`) into the same example records as the
-local readers. `datasets` is imported only here, only when asked for; local files never need it.
+local readers, and open a split of your own dataset (`--dataset NAME` or a save_to_disk folder) as a table.
+`datasets` is imported only here, only when asked for; local files never need it.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from distilkit.errors import DataError
 from distilkit.tasks import glue, ner, squad
 from distilkit.tasks.metrics import canonical_task
+from distilkit.tasks.tables import DatasetTable
 
 # GLUE configs on the hub (nyu-mll/glue) name their text columns differently from the GLUE TSV headers.
 _GLUE_COLUMNS = {
@@ -20,15 +23,42 @@ _HUB_SPLITS = {"dev": "validation", "valid": "validation", "dev_matched": "valid
                "dev_mismatched": "validation_mismatched"}  # fmt: skip
 
 
-def _load(name: str, config: str | None, split: str) -> Any:
+def _datasets(flag: str) -> Any:
     try:
         import datasets
     except ImportError:
-        raise DataError(f"--data hf:{name} needs the `datasets` package — pip install datasets") from None
+        raise DataError(f'{flag} needs the `datasets` package — pip install "distilkit[datasets]"') from None
+    return datasets
+
+
+def _load(name: str, config: str | None, split: str) -> Any:
+    datasets = _datasets(f"--data hf:{name}")
     try:
         return datasets.load_dataset(name, config, split=_HUB_SPLITS.get(split, split))
     except Exception as error:  # the hub raises many types (connection, missing config, ...)
         raise DataError(f"cannot load {name} ({config or 'default'}, {split}) from the hub: {error}") from None
+
+
+def dataset_table(name: str, config: str | None, split: str) -> DatasetTable:
+    """One split of --dataset: a `save_to_disk` folder (a DatasetDict with train/validation/test, or one Dataset
+    as its train split) read offline with `load_from_disk`, else a hub dataset name."""
+    datasets = _datasets(f"--dataset {name}")
+    wanted = _HUB_SPLITS.get(split, split)
+    if Path(name).is_dir():
+        try:
+            loaded = datasets.load_from_disk(name)
+        except Exception as error:  # FileNotFoundError, ValueError, ... for a folder save_to_disk did not write
+            raise DataError(f"{name} is not a datasets save_to_disk folder ({str(error).splitlines()[0]})") from None
+        if isinstance(loaded, datasets.DatasetDict):
+            names = ("validation", "valid", "dev") if wanted == "validation" else (wanted,)
+            found = next((key for key in names if key in loaded), None)
+            if found is None:
+                raise DataError(f"{name} has no {wanted} split (found: {', '.join(loaded)})")
+            return DatasetTable(loaded[found], f"{name} [{found}]")
+        if split != "train":
+            raise DataError(f"{name} holds one Dataset (used as train), not a DatasetDict with a {wanted} split")
+        return DatasetTable(loaded, name)
+    return DatasetTable(_load(name, config, split), f"{name} [{wanted}]")
 
 
 def _label_names(dataset: Any, column: str) -> list[str] | None:

@@ -53,6 +53,12 @@ TASK_METRICS: Mapping[str, TaskMetrics] = MappingProxyType(
         "wnli": TaskMetrics(("accuracy",), ("accuracy",)),
         "squad": TaskMetrics(("exact_match", "f1"), ("f1",)),
         "conll2003": TaskMetrics(("precision", "recall", "f1"), ("f1",)),
+        # The problem types of your own data (--train/--dev files or --dataset), scored like their benchmark:
+        # classification reports macro-F1 too, as class counts of own data are rarely balanced.
+        "classification": TaskMetrics(("accuracy", "macro_f1"), ("accuracy",)),
+        "regression": TaskMetrics(("pearson", "spearman", "mse"), ("pearson", "spearman")),
+        "token-classification": TaskMetrics(("precision", "recall", "f1"), ("f1",)),
+        "qa": TaskMetrics(("exact_match", "f1"), ("f1",)),
     }
 )
 
@@ -72,6 +78,12 @@ _TASK_ALIASES = MappingProxyType(
         "conll": "conll2003",
         "conll03": "conll2003",
         "ner": "conll2003",
+        "textclassification": "classification",
+        "sequenceclassification": "classification",
+        "tokenclassification": "token-classification",
+        "token": "token-classification",
+        "questionanswering": "qa",
+        "extractiveqa": "qa",
     }
 )
 
@@ -102,15 +114,15 @@ def main_score(task: str, metrics: Mapping[str, float]) -> float:
 
 
 def glue_metrics(task: str, predictions: ArrayLike, labels: ArrayLike) -> dict[str, float]:
-    """Every metric `TASK_METRICS` lists for a GLUE task, keyed by name.
+    """Every metric `TASK_METRICS` lists for a GLUE task (or own-data classification / regression), by name.
 
-    predictions: (n,) class ids, or (n, num_labels) logits (argmax is taken); for STS-B (n,) or (n, 1) scores.
-    labels: (n,) gold class ids (floats for STS-B)."""
+    predictions: (n,) class ids, or (n, num_labels) logits (argmax is taken); for STS-B and regression (n,) or
+    (n, 1) scores. labels: (n,) gold class ids (floats for STS-B and regression)."""
     key = canonical_task(task)
-    if key in ("squad", "conll2003"):
+    if key in ("squad", "conll2003", "qa", "token-classification"):
         raise ValueError(f"{task} is not a GLUE task: use squad_metrics / entity_scores")
     predicted = np.asarray(predictions)
-    if key == "stsb":
+    if key in ("stsb", "regression"):
         predicted = predicted.reshape(len(predicted), -1)[:, 0] if predicted.ndim == 2 else predicted
     elif predicted.ndim == 2:
         predicted = predicted.argmax(axis=-1)
@@ -120,6 +132,8 @@ def glue_metrics(task: str, predictions: ArrayLike, labels: ArrayLike) -> dict[s
         "matthews": matthews_corrcoef,
         "pearson": pearson,
         "spearman": spearman,
+        "macro_f1": macro_f1,
+        "mse": mean_squared_error,
     }
     return {name: functions[name](predicted, labels) for name in TASK_METRICS[key].metrics}
 
@@ -151,6 +165,24 @@ def binary_f1(predictions: ArrayLike, labels: ArrayLike) -> float:
     false_negative = np.sum((predicted != 1) & (gold == 1))
     denominator = 2 * true_positive + false_positive + false_negative
     return float(2 * true_positive / denominator) if denominator else 0.0
+
+
+def macro_f1(predictions: ArrayLike, labels: ArrayLike) -> float:
+    """Unweighted mean over classes of each class's F1 (2·TP / (2·TP + FP + FN)), over the classes present in
+    the labels or the predictions — sklearn `f1_score(average="macro")`. predictions, labels: (n,) class ids."""
+    predicted, gold = _paired(predictions, labels)
+    scores = []
+    for label in np.union1d(predicted, gold):
+        true_positive = np.sum((predicted == label) & (gold == label))
+        wrong = np.sum((predicted == label) != (gold == label))  # FP + FN
+        scores.append(2 * true_positive / (2 * true_positive + wrong))
+    return float(np.mean(scores))
+
+
+def mean_squared_error(predictions: ArrayLike, labels: ArrayLike) -> float:
+    """Mean of (prediction − label)² over (n,) real vectors (lower is better; not a main score)."""
+    predicted, gold = _paired(predictions, labels)
+    return float(np.mean((predicted.astype(np.float64) - gold.astype(np.float64)) ** 2))
 
 
 def matthews_corrcoef(predictions: ArrayLike, labels: ArrayLike) -> float:

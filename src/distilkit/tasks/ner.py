@@ -5,7 +5,7 @@ predictions back to one tag per word for the entity F1 in `distilkit.tasks.metri
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -38,19 +38,28 @@ def read_conll(path: str | Path) -> list[NerSentence]:
     Raises DataError naming the file and line for a wrong column count or a tag that is not O/B-X/I-X/E-X/S-X,
     and for a missing or empty file."""
     path = Path(path)
+    sentences = [sentence for _, sentence in iter_conll(path)]
+    if not sentences:
+        raise DataError(f"{path} holds no sentences — expected CoNLL columns (word ... tag)")
+    return sentences
+
+
+def iter_conll(path: str | Path) -> Iterator[tuple[int, NerSentence]]:
+    """The sentences of a CoNLL column file one at a time, each with the line number of its first token; the
+    checks of `read_conll`, except that a file without sentences yields nothing."""
+    path = Path(path)
     if not path.is_file():
         raise DataError(f"CoNLL file {path} does not exist")
-    sentences: list[NerSentence] = []
     words: list[str] = []
     tags: list[str] = []
-    column_count = 0
+    column_count = first_line = 0
     try:
         with path.open(encoding="utf-8") as handle:
             for line_number, line in enumerate(handle, start=1):
                 fields = line.split()
                 if not fields or fields[0] == "-DOCSTART-":
                     if words:
-                        sentences.append(NerSentence(tuple(words), tuple(tags)))
+                        yield first_line, NerSentence(tuple(words), tuple(tags))
                         words, tags = [], []
                     continue
                 column_count = column_count or len(fields)
@@ -61,15 +70,18 @@ def read_conll(path: str | Path) -> list[NerSentence]:
                     )
                 if not _TAG.fullmatch(fields[-1]):
                     raise DataError(f"{path}, line {line_number}: {fields[-1]!r} is not an NER tag (O, B-X or I-X)")
+                first_line = first_line if words else line_number
                 words.append(fields[0])
                 tags.append(fields[-1])
     except UnicodeDecodeError as error:
         raise DataError(f"{path} is not UTF-8 text ({error.reason} at byte {error.start})") from None
     if words:
-        sentences.append(NerSentence(tuple(words), tuple(tags)))
-    if not sentences:
-        raise DataError(f"{path} holds no sentences — expected CoNLL columns (word ... tag)")
-    return sentences
+        yield first_line, NerSentence(tuple(words), tuple(tags))
+
+
+def is_tag(tag: str) -> bool:
+    """O, or B-/I-/E-/S- followed by an entity type: the tags entity F1 decodes."""
+    return bool(_TAG.fullmatch(tag))
 
 
 def build_label_list(sentences: Iterable[NerSentence]) -> list[str]:

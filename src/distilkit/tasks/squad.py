@@ -65,7 +65,7 @@ def read_squad(path: str | Path) -> list[SquadExample]:
             where = f"data[{article_index}].paragraphs[{paragraph_index}]"
             context = _field(paragraph, "context", str, where, path)
             for question_index, qa in enumerate(_field(paragraph, "qas", list, where, path)):
-                examples.append(_read_question(qa, title, context, f"{where}.qas[{question_index}]", path))
+                examples.append(read_question(qa, title, context, f"{where}.qas[{question_index}]", path))
                 if examples[-1].id in seen_ids:
                     raise DataError(f"{path}: {where}.qas[{question_index}] repeats question id {examples[-1].id!r}")
                 seen_ids.add(examples[-1].id)
@@ -74,7 +74,9 @@ def read_squad(path: str | Path) -> list[SquadExample]:
     return examples
 
 
-def _read_question(qa: Any, title: str, context: str, where: str, path: Path) -> SquadExample:
+def read_question(qa: Any, title: str, context: str, where: str, path: Path | str) -> SquadExample:
+    """One question record {"id", "question", "answers": [{"text", "answer_start"}]} of `context`; DataError
+    naming `path` and `where` for a missing field, no answer, or an answer not at its answer_start."""
     question_id = _field(qa, "id", str, where, path)
     question = _field(qa, "question", str, where, path)
     answers = _field(qa, "answers", list, where, path)

@@ -25,7 +25,7 @@ from distilkit import losses
 from distilkit.errors import ConfigError, ModelError
 from distilkit.models.student import LAYERS_CONFIG_KEY, spread_layers
 from distilkit.models.teacher import hidden_size, load_config, load_tokenizer, num_layers
-from distilkit.tasks.data import TaskData, TaskSpec, squad_article_split, task_spec
+from distilkit.tasks.data import TaskData, TaskSpec, labels_from_data, squad_article_split, task_spec
 from distilkit.tasks.finetune import (
     TaskResult,
     TaskTrainConfig,
@@ -168,8 +168,7 @@ def training_set(
     with --unlabeled the labelled features followed by the unlabeled ones."""
     if not config.unlabeled:
         return train, [train]
-    pair = bool(train.examples) and getattr(train.examples[0], "text_pair", None) is not None
-    unlabeled = read_unlabeled(config.unlabeled, config.task, pair, config.unlabeled_text_column)
+    unlabeled = read_unlabeled(config.unlabeled, config.task, train.has_pair, config.unlabeled_text_column)
     union, unlabeled_data = with_unlabeled(train, unlabeled, tokenizer, max_len)
     return union, [train, unlabeled_data]
 
@@ -189,7 +188,7 @@ def task_distill(config: TaskDistillConfig, callback: Callable[[dict], None] | N
         split = teacher_info.get("squad_split")  # train on the teacher's articles: no held-out leakage
         heldout = split["heldout_titles"] if split else squad_article_split(
             Path(config.data), config.squad_dev_fraction, config.seed)  # fmt: skip
-    labels = list(teacher_spec.labels) if teacher_spec.kind == "token" else None
+    labels = list(teacher_spec.labels) if labels_from_data(config.task) else None  # NER tags, own classes
     train, eval_data = prepare_data(config, tokenizer, labels, heldout)
     spec, max_len = train.spec, config.resolved_max_len(train.spec)
     fit_data, parts = training_set(config, train, tokenizer, max_len)
@@ -250,7 +249,7 @@ def task_distill(config: TaskDistillConfig, callback: Callable[[dict], None] | N
     if eval_data is not None:
         emit({"event": "stage", "stage": "evaluate", "message": f"scoring the {config.eval_split} split"})
     info = {
-        "labels": list(spec.labels), "train_examples": len(train.examples), "train_features": len(train),
+        "labels": list(spec.labels), "train_examples": train.num_examples, "train_features": len(train),
         "squad_split": squad_split_info(config, heldout, train), "base_model": config.student,
         "teacher": config.teacher, "teacher_main_score": teacher_info.get("main_score"),
         "distillation": {"weights": weights, "temperature": config.temperature, "hidden_pairs": pairs,

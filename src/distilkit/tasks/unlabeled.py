@@ -19,6 +19,7 @@ from typing import Any
 from distilkit.errors import ConfigError, DataError
 from distilkit.tasks import glue
 from distilkit.tasks.data import TaskData, encode
+from distilkit.tasks.features import Features
 from distilkit.tasks.ner import IGNORE_INDEX
 
 SINGLE_COLUMNS = (("text",), ("sentence",))
@@ -124,8 +125,11 @@ def with_unlabeled(
     train: TaskData, unlabeled: list[glue.Example], tokenizer: Any, max_len: int
 ) -> tuple[TaskData, TaskData]:
     """(the training set: labelled features then unlabeled ones labelled `unlabeled_label`, the unlabeled
-    features alone — their fingerprint keys their own teacher-logit store)."""
+    features alone — their fingerprint keys their own teacher-logit store). The labelled features are reused as
+    encoded: a streamed training file keeps no text to encode again."""
     spec = train.spec
     marker = unlabeled_label(spec.kind)
-    marked = [glue.Example(example.text, example.text_pair, marker) for example in unlabeled]
-    return encode(spec, [*train.examples, *marked], tokenizer, max_len), encode(spec, unlabeled, tokenizer, max_len)
+    marked = encode(spec, [glue.Example(e.text, e.text_pair, marker) for e in unlabeled], tokenizer, max_len)
+    features = Features.concat([train.features, marked.features])
+    union = TaskData(spec, None, features, num_examples=train.num_examples + len(unlabeled), has_pair=train.has_pair)
+    return union, encode(spec, unlabeled, tokenizer, max_len)
