@@ -390,12 +390,22 @@ def test_chunked_encoding_equals_one_shot_encoding(tmp_path, task_tokenizer, tas
 
 
 def test_feature_store_is_flat_and_pads_like_the_list_collate():
-    columns = {"input_ids": [[5, 6, 7], [8]], "attention_mask": [[1, 1, 1], [1]], "labels": [[1, -100, 2], [0]]}
+    columns = {"input_ids": [[5, 6, 7], [8]], "attention_mask": [[1, 1, 1], [1]], "labels": [[1, -100, 2], [0]],
+               "token_type_ids": [[0, 0, 1], [0]]}  # fmt: skip
     features = Features.from_columns(columns)
-    assert features.tokens["input_ids"].dtype == np.int32 and features.offsets.tolist() == [0, 3, 4]
+    assert features.tokens["input_ids"].dtype == np.uint16 and features.offsets.tolist() == [0, 3, 4]
+    assert features.constants == {"attention_mask": 1} and features.tokens["token_type_ids"].dtype == np.int8
+    assert [row.tolist() for row in features["attention_mask"]] == [[1, 1, 1], [1]]
     batch = features.batch([1, 0], pad_id=9)
     assert batch["input_ids"].tolist() == [[8, 9, 9], [5, 6, 7]]
     assert batch["attention_mask"].tolist() == [[1, 0, 0], [1, 1, 1]]
     assert batch["labels"].tolist() == [[0, -100, -100], [1, -100, 2]] and batch["index"].tolist() == [1, 0]
+    assert batch["token_type_ids"].tolist() == [[0, 0, 0], [0, 0, 1]]
+    big = Features.from_columns(
+        {"input_ids": [[70000, 1]], "attention_mask": [[1, 1]], "labels": [[0, 0]], "token_type_ids": [[0, 0]]}
+    )
+    joined = Features.concat([features, big])
+    assert joined.tokens["input_ids"].dtype == np.int32 and joined["input_ids"][2].tolist() == [70000, 1]
+    assert joined.constants == {"attention_mask": 1} and joined["token_type_ids"][2].tolist() == [0, 0]
     scores = Features.from_columns({"input_ids": [[1], [2, 3]], "labels": [0.5, 2.0]})
     assert scores.batch([0, 1], 0)["labels"].dtype.is_floating_point

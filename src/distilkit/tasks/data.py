@@ -212,11 +212,7 @@ class TaskData:
     def fingerprint(self) -> str:
         """sha256 of every feature (inputs and targets): changes with the data, the tokenizer, max_len, stride."""
         digest = hashlib.sha256(self.spec.name.encode())
-        digest.update(self.features.offsets.tobytes())
-        for name in sorted(self.features):
-            values = self.features.tokens.get(name, self.features.rows.get(name))
-            digest.update(name.encode() + str(values.dtype).encode())
-            digest.update(np.ascontiguousarray(values).tobytes())
+        self.features.update_digest(digest)
         return digest.hexdigest()
 
 
