@@ -28,7 +28,7 @@ from distilkit.tasks.heads import task_loss
 from distilkit.tasks.logit_cache import open_store, store_folder
 from distilkit.tasks.task_distill import TaskDistillConfig, hard_loss, soft_loss, task_distill
 from distilkit.tasks.unlabeled import read_unlabeled
-from tasks.tiny_tasks import FAST, SUBJECTS, base_encoder, conll_dir, one_thread, sst2_dir  # noqa: F401 (one_thread: autouse fixture)
+from tasks.tiny_tasks import FAST, SUBJECTS, base_encoder, conll_dir, one_thread, sst2_dir, stsb_dir  # noqa: F401 (one_thread: autouse fixture)
 
 CLASSIFICATION = task_spec("sst2")
 
@@ -98,6 +98,22 @@ def test_another_teacher_never_reuses_the_cache(tmp_path, tiny, teacher_rows):
     assert other["teacher_logits_reused"] == 0 and other["unlabeled"]["computed"] == 40
     assert sum(teacher_rows) == other["teacher_logits_computed"]
     assert not set(other["teacher_cache"]) & set(first["teacher_cache"])
+
+
+def test_a_pair_regression_task_learns_from_unlabeled_pairs(tmp_path, tiny):
+    data = stsb_dir(tmp_path)
+    finetune(FinetuneConfig(model=tiny["student"], task="stsb", data=data, out=str(tmp_path / "t"), max_steps=1,
+                            **FAST))  # fmt: skip
+    pairs = tmp_path / "pairs.txt"
+    pairs.write_text("".join(f"{a} sat .\t{b} sat .\n" for a in SUBJECTS for b in SUBJECTS[:3]))
+    config = TaskDistillConfig(teacher=str(tmp_path / "t"), student=tiny["student"], task="stsb", data=data,
+                               out=str(tmp_path / "s"), max_steps=3, unlabeled=str(pairs),
+                               cache_dir=str(tmp_path / "cache"), **FAST)  # fmt: skip
+    result = task_distill(config)
+    info = read_json(tmp_path / "s" / "distilkit_task.json")["distillation"]
+    assert info["unlabeled"]["inputs"] == 24 and set(result.metrics) == {"pearson", "spearman"}
+    terms = [json.loads(line)["terms"] for line in (tmp_path / "s" / "train_log.jsonl").read_text().splitlines()]
+    assert all(np.isfinite(list(term.values())).all() for term in terms)  # NaN scores never reach the loss
 
 
 def identity(teacher: str = "teacher-a", top_k: int | None = None, n: int = 6, columns: int = 5) -> dict:
@@ -229,19 +245,18 @@ def test_hard_loss_ignores_unlabeled_rows():
 
 def test_unlabeled_formats(tmp_path):
     (tmp_path / "a.txt").write_text("the ship was good .\n\n  the sea was bad .  \n")
-    assert [e.text for e in read_unlabeled(tmp_path / "a.txt", "sst2", False)] == ["the ship was good .",
-                                                                                   "the sea was bad ."]  # fmt: skip
+    assert [e.text for e in read_unlabeled(tmp_path / "a.txt", False)] == ["the ship was good .", "the sea was bad ."]
     (tmp_path / "b.jsonl").write_text('{"text": "one", "id": 1}\n\n{"text": "two"}\n')
-    assert [e.text for e in read_unlabeled(tmp_path / "b.jsonl", "sst2", False)] == ["one", "two"]
+    assert [e.text for e in read_unlabeled(tmp_path / "b.jsonl", False)] == ["one", "two"]
     (tmp_path / "c.csv").write_text('sentence,source\n"a, b",web\nc,web\n')
-    assert [e.text for e in read_unlabeled(tmp_path / "c.csv", "sst2", False)] == ["a, b", "c"]
+    assert [e.text for e in read_unlabeled(tmp_path / "c.csv", False)] == ["a, b", "c"]
     (tmp_path / "d.tsv").write_text("review\tstars\ngreat\t5\n")
-    assert read_unlabeled(tmp_path / "d.tsv", "sst2", False, "review")[0].text == "great"
+    assert read_unlabeled(tmp_path / "d.tsv", False, "review")[0].text == "great"
     (tmp_path / "e.txt").write_text("the ship sailed .\tit sailed .\n")
-    pair = read_unlabeled(tmp_path / "e.txt", "rte", True)[0]
+    pair = read_unlabeled(tmp_path / "e.txt", True)[0]
     assert (pair.text, pair.text_pair, pair.label) == ("the ship sailed .", "it sailed .", None)
     (tmp_path / "f.jsonl").write_text('{"sentence1": "x", "sentence2": "y"}\n')
-    assert read_unlabeled(tmp_path / "f.jsonl", "rte", True)[0].text_pair == "y"
+    assert read_unlabeled(tmp_path / "f.jsonl", True)[0].text_pair == "y"
 
 
 @pytest.mark.parametrize(
@@ -249,10 +264,14 @@ def test_unlabeled_formats(tmp_path):
     [
         ("none.txt", None, False, None, "does not exist"),
         ("empty.txt", "\n  \n", False, None, "has no text"),
-        ("empty.jsonl", "", False, None, "has no text"),
-        ("cols.csv", "review,stars\ngreat,5\n", False, None, "has no column 'text' or 'sentence'"),
+        ("empty.jsonl", "", False, None, "is empty"),
+        ("blank.csv", "text\n \n\n", False, None, "has a header but no rows"),
+        ("blank.tsv", "text\tid\n \t1\n", False, None, "has no text"),
+        ("cols.csv", "review,stars\ngreat,5\n", False, None, "has no column 'text' or 'sentence' or 'sentence1'"),
         ("cols.jsonl", '{"body": "x"}\n', False, "review", "has no column 'review'"),
-        ("bad.jsonl", '{"text": "x"}\n[1, 2]\n', False, None, "line 2: not a JSON object"),
+        ("pair.jsonl", '{"text": "x"}\n', True, None, "plus 'text_pair' or 'sentence2'"),
+        ("bad.jsonl", '{"text": "x"}\n[1, 2]\n', False, None, "line 2: expected a JSON object"),
+        ("number.jsonl", '{"text": 3}\n', False, None, "line 1: the text is not a string"),
         ("pair.txt", "no tab here\n", True, None, "line 1: a pair task needs two tab-separated texts"),
         ("pair.csv", "a,b\nx,y\n", True, "a", "needs two names"),
     ],
@@ -261,7 +280,7 @@ def test_unlabeled_errors_are_one_line(tmp_path, name, content, pair, column, me
     if content is not None:
         (tmp_path / name).write_text(content)
     with pytest.raises(DataError, match=message) as error:
-        read_unlabeled(tmp_path / name, "rte" if pair else "sst2", pair, column)
+        read_unlabeled(tmp_path / name, pair, column)
     assert "\n" not in str(error.value)
 
 

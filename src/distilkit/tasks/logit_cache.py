@@ -1,6 +1,7 @@
 """The teacher-logit cache of task distillation: a fine-tuned teacher's logits over a fixed set of features, kept
 on disk in memory-mapped .npy files, filled the first time each feature is needed and reused by every later
-epoch and run. One folder per (teacher weights, features, kind, max_len, top-k), named by a hash of them:
+epoch and run. One folder per (teacher weights, features, kind, max_len, top-k, autocast precision), named
+by a hash of them:
 
     teacher_logits-<key>/header.json   what the store holds (the fingerprints and shapes) and its state
                          values.npy    float32 (rows, C) — or (rows, K): the K largest logits, --cache-top-k
@@ -82,12 +83,13 @@ def effective_top_k(spec: TaskSpec, top_k: int | None) -> int | None:
     return top_k
 
 
-def store_identity(teacher: str, data: TaskData, max_len: int, top_k: int | None) -> dict:
-    """Everything a store's contents depend on; its hash names the folder and the header must equal it."""
+def store_identity(teacher: str, data: TaskData, max_len: int, top_k: int | None, precision: str = "fp32") -> dict:
+    """Everything a store's contents depend on; its hash names the folder and the header must equal it.
+    precision: the autocast dtype the teacher ran under (bf16 logits are close to, not equal to, fp32 ones)."""
     spec = data.spec
     offsets = row_offsets(spec, data)
     return {"format": FORMAT, "teacher": teacher, "features": data.fingerprint(), "task": spec.name,
-            "kind": spec.kind, "max_len": max_len, "top_k": top_k, "n_features": len(data),
+            "kind": spec.kind, "max_len": max_len, "top_k": top_k, "precision": precision, "n_features": len(data),
             "rows": int(offsets[-1]), "columns": spec.num_labels}  # fmt: skip
 
 
@@ -337,13 +339,16 @@ def open_teacher_cache(
     cache_dir: str | Path,
     max_len: int,
     top_k: int | None,
+    precision: str = "fp32",
 ) -> TeacherCache:
     """The cache of `teacher` over `data`, whose consecutive ranges are the features of `parts` (each part has
     its own store, so the unlabeled text's logits survive a change of the labelled sample)."""
     fingerprint = weights_fingerprint(teacher_dir)
     top_k = effective_top_k(data.spec, top_k)
     stores = [
-        open_store(cache_dir, store_identity(fingerprint, part, max_len, top_k), row_offsets(part.spec, part))
+        open_store(
+            cache_dir, store_identity(fingerprint, part, max_len, top_k, precision), row_offsets(part.spec, part)
+        )
         for part in parts
     ]
     return TeacherCache(teacher, data, pad_id, stores)

@@ -168,7 +168,7 @@ def training_set(
     with --unlabeled the labelled features followed by the unlabeled ones."""
     if not config.unlabeled:
         return train, [train]
-    unlabeled = read_unlabeled(config.unlabeled, config.task, train.has_pair, config.unlabeled_text_column)
+    unlabeled = read_unlabeled(config.unlabeled, train.has_pair, config.unlabeled_text_column)
     union, unlabeled_data = with_unlabeled(train, unlabeled, tokenizer, max_len)
     return union, [train, unlabeled_data]
 
@@ -200,7 +200,9 @@ def task_distill(config: TaskDistillConfig, callback: Callable[[dict], None] | N
     pad_id = tokenizer.pad_token_id or 0
     teacher.to(runtime.device).eval().requires_grad_(False)
     cache_dir = Path(config.cache_dir) if config.cache_dir else default_cache_dir()
-    cache = open_teacher_cache(teacher, config.teacher, fit_data, parts, pad_id, cache_dir, max_len, config.cache_top_k)
+    precision = str(runtime.amp_dtype).removeprefix("torch.") if runtime.amp_dtype else "fp32"
+    cache = open_teacher_cache(teacher, config.teacher, fit_data, parts, pad_id, cache_dir, max_len,
+                               config.cache_top_k, precision)  # fmt: skip
     del parts  # the stores keep what they need of the unlabeled features: their fingerprint and row layout
     for store in cache.stores:
         if store.discarded:
@@ -238,7 +240,8 @@ def task_distill(config: TaskDistillConfig, callback: Callable[[dict], None] | N
             todo = sum(not cache.is_known(index) for index in range(len(train), len(fit_data)))
             emit({"event": "stage", "stage": "teacher", "message": f"teacher logits of the unlabeled text: "
                   f"{len(fit_data) - len(train) - todo:,} cached, computing {todo:,}"})  # fmt: skip
-            cache.precompute(range(len(train), len(fit_data)), config.eval_batch_size, runtime.device, emit)
+            with runtime.autocast():  # as the teacher runs when it fills the cache during training
+                cache.precompute(range(len(train), len(fit_data)), config.eval_batch_size, runtime.device, emit)
             unlabeled_info = {"file": config.unlabeled, "inputs": len(fit_data) - len(train), "computed": todo,
                               "teacher_seconds": time.monotonic() - labelling}  # fmt: skip
         fitted = fit(student, fit_data, distillation_loss, config, runtime, pad_id, emit, "task-distill")
