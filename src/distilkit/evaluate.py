@@ -21,7 +21,7 @@ from distilkit.io import atomic_dir, atomic_write_text, write_json
 from distilkit.models.teacher import load_tokenizer
 from distilkit.tasks.data import TaskData, collate, encode, model_inputs, read_examples, subsample, task_spec
 from distilkit.tasks.heads import load_head_model, read_task_info
-from distilkit.tasks.own_data import OwnData, encode_split, source_problems
+from distilkit.tasks.own_data import OwnData, OwnDataFlags, encode_split, source_problems
 from distilkit.tasks.predict import headline, predict, predictions_name, render_predictions, score
 from distilkit.train import loop
 
@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class EvaluateConfig:
+class EvaluateConfig(OwnDataFlags):
     model: str  # fine-tuned head model (finetune / task-distill output)
     task: str  # as fine-tuned: a benchmark, or classification, regression, token-classification, qa
     data: str | None = None  # same benchmark folder (or hf:NAME) the model was trained from
@@ -48,15 +48,8 @@ class EvaluateConfig:
     device: str = "auto"
     precision: str = "auto"
     overwrite: bool = False
-    # Your own data instead of --data, scored with the model's stored labels (tasks/own_data.py): --dev or --test
-    # FILE (with both, --split picks), or a `datasets` dataset; columns as finetune reads them.
-    dev: str | None = None
-    test: str | None = None
-    dataset: str | None = None
-    dataset_config: str | None = None
-    text_column: str | None = None
-    text_pair_column: str | None = None
-    label_column: str | None = None
+    # Your own data instead of --data: OwnDataFlags (--dev or --test FILE, scored with the model's stored labels;
+    # with both, --split picks), or --dataset; columns as finetune reads them.
 
     def __post_init__(self) -> None:
         problems = []

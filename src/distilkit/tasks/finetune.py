@@ -34,7 +34,7 @@ from distilkit.tasks.data import (
     train_batches,
 )
 from distilkit.tasks.heads import build_head_model, forward, head_logits, save_task_model, task_loss
-from distilkit.tasks.own_data import OwnData, discover_labels, encode_split, source_problems
+from distilkit.tasks.own_data import OwnData, OwnDataFlags, discover_labels, encode_split, source_problems
 from distilkit.tasks.predict import headline, predict, predictions_name, render_predictions, score
 from distilkit.train import loop
 from distilkit.train.setup import versions
@@ -46,7 +46,7 @@ LossFn = Callable[[nn.Module, dict[str, torch.Tensor]], tuple[torch.Tensor, dict
 
 
 @dataclass(frozen=True, kw_only=True)
-class TaskTrainConfig:
+class TaskTrainConfig(OwnDataFlags):
     """Flags shared by `finetune` and `task-distill`. Defaults: BERT's GLUE/SQuAD fine-tuning recipe
     (Devlin et al. 2019, §4 and App. A.3) as the transformers examples run it, unless noted."""
 
@@ -54,16 +54,9 @@ class TaskTrainConfig:
     # classification, regression, token-classification or qa
     data: str | None = None  # benchmark folder (GLUE task dir or root, SQuAD folder/JSON, CoNLL folder) or hf:NAME
     out: str  # the fine-tuned model: save_pretrained dir + distilkit_task.json + predictions
-    # Your own data instead of --data (tasks/own_data.py): files (csv, tsv, jsonl, parquet; CoNLL columns for
-    # token-classification; SQuAD JSON for qa) or a `datasets` dataset (hub name or save_to_disk folder).
+    # Your own data instead of --data: --train plus OwnDataFlags (--dev, --test, --dataset, columns); files are
+    # csv, tsv, jsonl, parquet (CoNLL columns for token-classification, SQuAD JSON for qa), see tasks/own_data.py.
     train: str | None = None
-    dev: str | None = None
-    test: str | None = None
-    dataset: str | None = None
-    dataset_config: str | None = None
-    text_column: str | None = None  # default: text, else sentence (sentence1 with a sentence2 pair); tokens
-    text_pair_column: str | None = None  # default: text_pair, else sentence2; none → single-text
-    label_column: str | None = None  # default: label; tags for token-classification
     max_len: int | None = None  # tokens per feature; None: 128 (GLUE, CoNLL) or 384 (SQuAD)
     stride: int = 128  # SQuAD: tokens shared by consecutive windows of a long context (BERT doc_stride)
     batch_size: int = 32  # BERT/DistilBERT GLUE

@@ -34,19 +34,25 @@ _NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
 SHOWN_LABELS = 12  # labels listed in an error message
 
 
-@dataclass(frozen=True)
-class OwnData:
-    """Where the user's splits are: files per split, or a `datasets` dataset; and which columns to read
-    (None: the defaults above). The fields are the flags of the same names on finetune, task-distill, evaluate."""
+@dataclass(frozen=True, kw_only=True)
+class OwnDataFlags:
+    """The own-data flags finetune, task-distill and evaluate share (their configs inherit them): files per split
+    or a `datasets` dataset, and the columns to read (None: the defaults above). Training adds --train."""
+
+    dev: str | None = None  # scored after training / by evaluate
+    test: str | None = None  # labels optional: without them, predictions only
+    dataset: str | None = None  # hub name or save_to_disk folder with train / validation / test splits
+    dataset_config: str | None = None  # configuration of a hub --dataset
+    text_column: str | None = None  # default: text, else sentence (sentence1 with a sentence2 pair); tokens
+    text_pair_column: str | None = None  # default: text_pair, else sentence2; none found → single text
+    label_column: str | None = None  # default: label; tags (or ner_tags) for token-classification
+
+
+@dataclass(frozen=True, kw_only=True)
+class OwnData(OwnDataFlags):
+    """Where the user's splits are (files per split, or a `datasets` dataset) and which columns to read."""
 
     train: str | None = None
-    dev: str | None = None
-    test: str | None = None
-    dataset: str | None = None
-    dataset_config: str | None = None
-    text_column: str | None = None
-    text_pair_column: str | None = None
-    label_column: str | None = None
 
     @classmethod
     def of(cls, config: Any) -> OwnData | None:
@@ -62,7 +68,7 @@ class OwnData:
 def source_problems(config: Any, task: str | None, splits: Sequence[str]) -> list[str]:
     """What is wrong with a config's data flags: --data xor own files xor --dataset; the files `splits` needs."""
     own = OwnData(**{field.name: getattr(config, field.name, None) for field in fields(OwnData)})
-    data = getattr(config, "data", None)
+    data = config.data
     problems = []
     if own.files and own.dataset:
         problems.append("give --train/--dev/--test files or --dataset, not both")
