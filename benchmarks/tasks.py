@@ -372,11 +372,11 @@ def main() -> None:
     parser.add_argument(
         "--distill-objective",
         choices=("embedding", "hidden"),
-        default="embedding",
+        default="hidden",
         help="general distillation of the student (see general_student)",
     )
-    parser.add_argument("--student-layers", default="auto", help="teacher layers the student keeps, or auto")
-    parser.add_argument("--distill-max-len", type=int, default=64, help="tokens per general-distillation sequence")
+    parser.add_argument("--student-layers", default="0,2,5", help="teacher layers the student keeps, or auto")
+    parser.add_argument("--distill-max-len", type=int, default=128, help="tokens per general-distillation sequence")
     parser.add_argument("--precision", default="bf16", help="training precision (evaluation and timing: fp32)")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (1: a shared host oversubscribed "
                         "with 2 threads ran ~30× slower)")  # fmt: skip
