@@ -11,7 +11,7 @@ Retrieval fidelity: nearest-neighbour agreement with the teacher over the STS-B 
 Data: ../shared/data relative to the repository root, or $DISTILKIT_SHARED_DATA. Results are written after
 every model to benchmarks/results/embedding_students.{json,md} and the quality-vs-speed plot .png.
 
-    python benchmarks/embedding_students.py [--budget 300] [--layers 2,3,4] [--validate-probe]
+    python benchmarks/embedding_students.py [--budget 300] [--budgets 2=900] [--layers 2,3,4] [--validate-probe]
 """
 
 from __future__ import annotations
@@ -165,6 +165,17 @@ def plot(record: dict) -> None:
     plt.close(figure)
 
 
+def budgets(args: argparse.Namespace) -> dict[int, float]:
+    """--budgets "2=900,3=600" → {2: 900.0, 3: 600.0} (seconds of distillation per student size)."""
+    pairs = [item.partition("=") for item in args.budgets.split(",") if item.strip()]
+    return {int(size): float(seconds) for size, _, seconds in pairs}
+
+
+def budget_text(args: argparse.Namespace) -> str:
+    sizes = budgets(args)
+    return ", ".join(f"{n} layers {sizes.get(int(n), args.budget):.0f} s" for n in args.layers.split(","))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--budget", type=float, default=300, help="distillation seconds per student")
@@ -175,6 +186,7 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=1e-4)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--alpha-hidden", type=float, default=1.0)
+    parser.add_argument("--budgets", default="", help="per-size overrides of --budget, e.g. 2=900,3=600")
     parser.add_argument("--probe-samples", type=int, default=512)
     parser.add_argument("--validate-probe", action="store_true", help="also score every 3-layer subset on STS-B")
     parser.add_argument("--work", default=None, help="scratch folder (default: a temporary one)")
@@ -197,7 +209,7 @@ def main() -> None:
         "command": "python " + " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]),
         "machine": f"{platform.machine()}, {os.cpu_count()} CPU threads visible, torch {torch.__version__} "
         f"({torch.get_num_threads()} threads), shared with other jobs — timings are indicative",
-        "distill": f"objective embedding on {CORPORA[args.corpus]}, {args.budget:.0f} s per student, lr {args.lr}, "
+        "distill": f"objective embedding on {CORPORA[args.corpus]}, {budget_text(args)} per student, lr {args.lr}, "
         f"batch {args.batch_size}, "
         f"max_len {args.max_len}, alpha_emb_mse/cos 1/1, alpha_hidden {args.alpha_hidden}",
         "data": {
@@ -238,7 +250,8 @@ def main() -> None:
         result = distill(DistillConfig(
             teacher=DEFAULT_TEACHER, student=str(init.out), data=str(work / "data"), out=str(work / f"run-{tag}"),
             objective="embedding", alpha_hidden=args.alpha_hidden, lr=args.lr, batch_size=args.batch_size,
-            epochs=100, time_budget=args.budget, save_every=100_000, overwrite=True, tensorboard=False,
+            epochs=100, time_budget=budgets(args).get(n, args.budget), save_every=100_000, overwrite=True,
+            tensorboard=False,
         ))  # fmt: skip
         entry.update(steps=result.steps, size_mib=size_mib(result.student_dir), distill_seconds=result_seconds(result))
         entry["after"] = scorer.score(load_sentence_model(result.student_dir))
