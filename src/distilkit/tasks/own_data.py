@@ -6,7 +6,6 @@ numerically), checks every label, and encodes a split chunk by chunk into flat f
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -18,6 +17,7 @@ from distilkit.errors import ConfigError, DataError
 from distilkit.tasks import glue, ner, squad
 from distilkit.tasks.data import TaskData, TaskSpec, encode, own_data_only, sample_indices
 from distilkit.tasks.features import Features
+from distilkit.tasks.labels import LabelScan, class_label, label_list, score_label
 from distilkit.tasks.tables import CHUNK_ROWS, Batch, Table, open_table
 
 # Column names tried in order when no --*-column flag names one: those of HF datasets and the GLUE files.
@@ -29,9 +29,6 @@ TAG_COLUMNS = ("tags", "ner_tags")
 QA_COLUMNS = ("id", "question", "context", "answers")  # HF squad rows; "title" is read when present
 SPLIT_FLAGS = {"train": "--train", "dev": "--dev", "test": "--test"}
 SPLIT_ALIASES = {"validation": "dev", "valid": "dev", "val": "dev"}
-_INTEGER = re.compile(r"[+-]?\d+")
-_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
-SHOWN_LABELS = 12  # labels listed in an error message
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -172,77 +169,6 @@ def resolve_columns(table: Table, own: OwnData, spec: TaskSpec, split: str) -> C
 
 
 # ---------------------------------------------------------------------------------------------
-# Labels
-# ---------------------------------------------------------------------------------------------
-
-
-def class_label(value: Any, where: str) -> tuple[str, str]:
-    """(name, kind) of a classification cell: kind "integer" (name normalised: " 01" → "1") or "word".
-    DataError for an empty cell or a decimal number (a regression target, not a class)."""
-    if isinstance(value, bool):
-        return str(value).lower(), "word"
-    if isinstance(value, int):
-        return str(value), "integer"
-    text = value.strip() if isinstance(value, str) else value
-    if text is None or text == "":
-        raise DataError(f"{where}: empty label")
-    if isinstance(text, float) or (isinstance(text, str) and _NUMBER.fullmatch(text) and not _INTEGER.fullmatch(text)):
-        raise DataError(
-            f"{where}: label {value!r} is a decimal number in a classification column — use --task regression "
-            "for numeric targets, or integer or word class names"
-        )
-    if not isinstance(text, str):
-        raise DataError(f"{where}: label {value!r} is a {type(value).__name__} — expected a class name or an integer")
-    return (str(int(text)), "integer") if _INTEGER.fullmatch(text) else (text, "word")
-
-
-def score_label(value: Any, where: str) -> float:
-    """A regression target as a finite float; DataError naming the cell otherwise."""
-    try:
-        score = float(value) if not isinstance(value, bool) and value is not None else float("nan")
-    except (TypeError, ValueError):
-        score = float("nan")
-    if not np.isfinite(score):
-        raise DataError(f"{where}: label {value!r} is not a number — regression needs a number in every row")
-    return score
-
-
-def _label_list(names: Sequence[str], limit: int = SHOWN_LABELS) -> str:
-    shown = ", ".join(names[:limit])
-    return shown + (f", … ({len(names)} in all)" if len(names) > limit else "")
-
-
-class LabelScan:
-    """The label set of a training split, checked row by row: one kind of label per column, at least two classes."""
-
-    def __init__(self, table: str, column: str) -> None:
-        self.table, self.column = table, column
-        self.kind: tuple[str, str, str] | None = None  # (kind, first name, its place: "line 2")
-        self.names: set[str] = set()
-
-    def add(self, value: Any, where: str, place: str) -> None:
-        name, kind = class_label(value, where)
-        if self.kind is None:
-            self.kind = (kind, name, place)
-        elif kind != self.kind[0]:
-            article = "an" if kind == "integer" else "a"
-            raise DataError(
-                f"{where}: label {name!r} is {article} {kind} but {self.kind[2]} holds {self.kind[1]!r} "
-                "— a label column holds integers or words, not both"
-            )
-        self.names.add(name)
-
-    def labels(self) -> list[str]:
-        if len(self.names) < 2:
-            raise DataError(
-                f"{self.table}, column {self.column!r}: only one class ({_label_list(sorted(self.names))}) "
-                "— a classifier needs at least two"
-            )
-        integers = self.kind is not None and self.kind[0] == "integer"
-        return sorted(self.names, key=int) if integers else sorted(self.names)
-
-
-# ---------------------------------------------------------------------------------------------
 # Rows → examples
 # ---------------------------------------------------------------------------------------------
 
@@ -343,7 +269,7 @@ class Reader:
             name = class_label(value, where)[0]
         if name not in label_ids:
             raise DataError(
-                f"{where}: label {name!r} is not one of the {self.label_source} labels ({_label_list(list(label_ids))})"
+                f"{where}: label {name!r} is not one of the {self.label_source} labels ({label_list(list(label_ids))})"
             )
         return label_ids[name]
 
@@ -352,7 +278,7 @@ class Reader:
         if unseen is not None:
             raise DataError(
                 f"{where}, column {self.columns.label!r}: tag {unseen!r} is not one of the {self.label_source} tags "
-                f"({_label_list(list(label_ids))})"
+                f"({label_list(list(label_ids))})"
             )
 
 
@@ -370,7 +296,7 @@ def discover_labels(own: OwnData, spec: TaskSpec) -> list[str]:
         pass
     if spec.kind == "token":
         if len(scan.names) < 2:
-            raise DataError(f"{reader.name}: only one tag ({_label_list(sorted(scan.names))}) — nothing to learn")
+            raise DataError(f"{reader.name}: only one tag ({label_list(sorted(scan.names))}) — nothing to learn")
         return ner.build_label_list([ner.NerSentence((), tuple(scan.names))])
     return scan.labels()
 
