@@ -61,7 +61,8 @@ def _terminate(signum: int, frame: Any) -> None:
 class TrainProgress:
     """Turns distill/quickstart events into a rich progress bar and one-line notes."""
 
-    def __init__(self) -> None:
+    def __init__(self, label: str = "train") -> None:
+        self.label = label  # what the step bar is called: distill, train, ...
         self.progress = Progress(
             TextColumn("[bold]{task.description}"),
             BarColumn(),
@@ -100,9 +101,9 @@ class TrainProgress:
             done = 100 * event.get("bytes", 0) / max(event.get("total_bytes") or 1, 1)
             self.progress.update(self.task, completed=int(done), info=info)
         elif kind == "start":
-            self._task("distill", "distill", event["total_steps"], event.get("step", 0))
+            self._task("steps", self.label, event["total_steps"], event.get("step", 0))
         elif kind == "step":
-            self._task("distill", "distill", event["total_steps"])
+            self._task("steps", self.label, event["total_steps"])
             self.progress.update(self.task, total=event["total_steps"])
             terms = " ".join(f"{k}={v:.4f}" for k, v in event["terms"].items())
             self.progress.update(self.task, completed=event["step"], info=f"loss={event['loss']:.4f} {terms}")
@@ -115,11 +116,11 @@ class TrainProgress:
             self.progress.console.print(f"[cyan]resumed[/] from step {event['step']} ({event['checkpoint']})")
 
 
-def run_command(function: Callable[..., Any], *args: Any, progress: bool = True) -> Any:
+def run_command(function: Callable[..., Any], *args: Any, progress: bool = True, label: str = "train") -> Any:
     with user_errors():
         if not progress:
             return function(*args)
-        with TrainProgress() as bar:
+        with TrainProgress(label) as bar:
             return function(*args, bar)
 
 

@@ -156,7 +156,7 @@ def distill(
         is_main = int(os.environ.get("RANK", "0")) == 0
         return run_distill(config, callback=bar if is_main else None)
 
-    result = _run(go)
+    result = _run(go, label="distill")
     if int(os.environ.get("RANK", "0")) == 0:
         out_console.print(
             f"{result.steps} steps ({result.skipped_steps} skipped), terms {', '.join(result.terms)}; "
@@ -188,7 +188,7 @@ def quickstart(
         )  # fmt: skip
         return run_quickstart(config, callback=bar)
 
-    summary = _run(go)
+    summary = _run(go, label="distill")
     out_console.print(quickstart_table(summary))
     out_console.print(f"student: {summary['student_dir']}   summary: {out / 'quickstart.json'}")
     out_console.print(f"report card: {summary['report']}")
