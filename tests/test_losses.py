@@ -83,3 +83,18 @@ def test_normalizer_makes_split_batches_sum_to_the_whole_batch():
         student[3:], teacher[3:], 2.0, 10
     )
     assert halves.item() == pytest.approx(whole.item(), rel=1e-6)
+
+
+def test_similarity_mse_compares_in_batch_cosine_matrices():
+    student = torch.tensor([[2.0, 0.0], [0.0, 3.0]])  # orthogonal: similarity matrix I
+    teacher = torch.tensor([[1.0, 0.0, 0.0], [5.0, 0.0, 0.0]])  # parallel, wider: all ones
+    # squared gaps [[0, 1], [1, 0]] → row means 0.5, 0.5 → sum 1.0 → / 2 rows (or the normalizer)
+    assert losses.similarity_mse(student, teacher).item() == pytest.approx(0.5)
+    assert losses.similarity_mse(student, teacher, normalizer=4).item() == pytest.approx(0.25)
+
+
+def test_similarity_mse_is_zero_for_a_rotated_and_rescaled_teacher():
+    teacher = torch.randn(6, 4, generator=torch.Generator().manual_seed(0))
+    rotation, _ = torch.linalg.qr(torch.randn(4, 4, generator=torch.Generator().manual_seed(1)))
+    student = 3.0 * teacher @ rotation
+    assert losses.similarity_mse(student, teacher).item() == pytest.approx(0.0, abs=1e-6)

@@ -62,6 +62,22 @@ def hidden_mse(
     return per_row.sum() / _norm(student_hidden.shape[0], normalizer)
 
 
+def similarity_mse(
+    student_embeddings: torch.Tensor, teacher_embeddings: torch.Tensor, normalizer: float | None = None
+) -> torch.Tensor:
+    """In-batch relational loss: how far the student's pairwise cosine similarities are from the teacher's,
+    Σ_i mean_j (cos(s_i, s_j) − cos(t_i, t_j))² / ``normalizer`` (default: n rows).
+
+    student_embeddings: (n, d_s), teacher_embeddings: (n, d_t), one row per sentence of the same batch (the
+    widths may differ: only the n × n similarity matrices are compared). Distance-wise relational KD (Park et
+    al. 2019) on cosine similarities — the quantity STS and retrieval rank by.
+    """
+    student = F.normalize(student_embeddings.float(), dim=-1)
+    teacher = F.normalize(teacher_embeddings.float(), dim=-1)
+    per_row = (student @ student.T - teacher @ teacher.T).pow(2).mean(dim=-1)
+    return per_row.sum() / _norm(student_embeddings.shape[0], normalizer)
+
+
 def attention_kl(
     student_attention: torch.Tensor, teacher_attention: torch.Tensor, normalizer: float | None = None
 ) -> torch.Tensor:

@@ -48,13 +48,17 @@ def _records(out):
 
 def test_embedding_terms_by_hand():
     """emb_mse / emb_cos are the row losses on pooled vectors, divided by the global sequence count."""
-    objective = Objective({"emb_mse": 1.0, "emb_cos": 1.0}, 1.0, kind="embedding", sentence=SentenceSpec())
+    objective = Objective(
+        {"emb_mse": 1.0, "emb_cos": 1.0, "emb_sim": 1.0}, 1.0, kind="embedding", sentence=SentenceSpec()
+    )
     student = {"pooled": torch.tensor([[1.0, 0.0], [1.0, 1.0]])}
     teacher = {"pooled": torch.tensor([[0.0, 1.0], [1.0, 0.0]])}
     terms = compute_terms(objective, student, teacher, torch.ones(2, 3), None, {"sequences": 4.0})
     # mse rows: ((1)² + (1)²)/2 = 1 and (0 + 1)/2 = 0.5 → 1.5 / 4; cos rows: 1 − 0 and 1 − 1/√2 → 1.292893 / 4.
     assert terms["emb_mse"].item() == pytest.approx(0.375)
     assert terms["emb_cos"].item() == pytest.approx(0.323223, abs=1e-6)
+    # similarities: student [[1, 1/√2], [1/√2, 1]], teacher I → squared gaps 1/2 off the diagonal → 2 · 1/4 / 4.
+    assert terms["emb_sim"].item() == pytest.approx(0.125)
 
 
 def test_embedding_objective_trains_and_saves_a_sentence_transformers_student(setup, tmp_path):
@@ -75,8 +79,9 @@ def test_embedding_objective_trains_and_saves_a_sentence_transformers_student(se
 
 
 def test_layer_matching_and_accumulation(setup, tmp_path):
-    with_hidden = dataclasses.replace(setup, alpha_hidden=1.0, alpha_attention=1.0)
-    assert set(_records(distill(with_hidden).out)[0]["terms"]) == {"emb_mse", "emb_cos", "hidden", "attention"}
+    with_hidden = dataclasses.replace(setup, alpha_hidden=1.0, alpha_attention=1.0, alpha_emb_sim=1.0)
+    terms = set(_records(distill(with_hidden).out)[0]["terms"])
+    assert terms == {"emb_mse", "emb_cos", "emb_sim", "hidden", "attention"}
     big = distill(dataclasses.replace(setup, batch_size=16, out=str(tmp_path / "big")))
     small = distill(dataclasses.replace(setup, batch_size=8, grad_accum=2, out=str(tmp_path / "small")))
     for a, b in zip(_records(big.out), _records(small.out), strict=True):  # padding differs: float32 noise only

@@ -111,6 +111,9 @@ def distill(
     alpha_attention: Annotated[float, typer.Option(help="Weight of the attention KL (MiniLM).")] = 0.0,
     alpha_emb_mse: Annotated[float, typer.Option(help="Embedding objective: MSE of pooled sentence vectors.")] = 1.0,
     alpha_emb_cos: Annotated[float, typer.Option(help="Embedding objective: cosine of sentence embeddings.")] = 1.0,
+    alpha_emb_sim: Annotated[
+        float, typer.Option(help="Embedding objective: MSE of in-batch cosine-similarity matrices.")
+    ] = 0.0,
     temperature: Annotated[float, typer.Option(help="Softmax temperature of the KL term.")] = 2.0,
     layer_map: Annotated[str | None, typer.Option(help="Hidden-state pairs student:teacher, e.g. 1:2,2:4.")] = None,
     attention_map: Annotated[str | None, typer.Option(help="Attention layer pairs (1-based), e.g. 3:6.")] = None,
@@ -145,6 +148,7 @@ def distill(
         config = DistillConfig(
             teacher=teacher, student=student, data=str(data), out=str(out), objective=objective, alpha_ce=alpha_ce,
             alpha_mlm=alpha_mlm, alpha_emb_mse=alpha_emb_mse, alpha_emb_cos=alpha_emb_cos,
+            alpha_emb_sim=alpha_emb_sim,
             alpha_cos=alpha_cos, alpha_hidden=alpha_hidden, alpha_attention=alpha_attention, temperature=temperature,
             layer_map=layer_map, attention_map=attention_map, mlm_prob=mlm_prob, smoothing=smoothing,
             batch_size=batch_size, grad_accum=grad_accum, lr=lr, weight_decay=weight_decay, warmup_ratio=warmup_ratio,

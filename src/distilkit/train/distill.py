@@ -59,6 +59,7 @@ class DistillConfig:
     # weights: on all-MiniLM-L6-v2, cosine alone and MSE + cosine gave the same STS-B (benchmarks/results).
     alpha_emb_mse: float = 1.0  # MSE between pooled sentence vectors (before L2 normalisation)
     alpha_emb_cos: float = 1.0  # 1 − cosine between the sentence embeddings
+    alpha_emb_sim: float = 0.0  # MSE between in-batch cosine-similarity matrices (relational KD)
     temperature: float = 2.0
     layer_map: str | None = None  # hidden-state pairs "s:t,...", default: each student layer ↔ its source layer
     attention_map: str | None = None  # attention layer pairs "s:t,...", default: last ↔ last (MiniLM)
@@ -94,10 +95,14 @@ class DistillConfig:
         if self.objective not in OBJECTIVES:
             problems.append(f"--objective must be one of {', '.join(OBJECTIVES)}, got '{self.objective}'")
         weights = [self.alpha_ce, self.alpha_mlm, self.alpha_cos, self.alpha_hidden, self.alpha_attention]
-        weights += [self.alpha_emb_mse, self.alpha_emb_cos]
+        weights += [self.alpha_emb_mse, self.alpha_emb_cos, self.alpha_emb_sim]
         if any(w < 0 for w in weights):
             problems.append("loss weights must be ≥ 0")
-        used = (self.alpha_emb_mse, self.alpha_emb_cos) if self.objective == "embedding" else weights[:3]
+        used = (
+            (self.alpha_emb_mse, self.alpha_emb_cos, self.alpha_emb_sim)
+            if self.objective == "embedding"
+            else weights[:3]
+        )
         if all(w == 0 for w in (*used, self.alpha_hidden, self.alpha_attention)):
             problems.append("every loss weight is 0 — nothing to train")
         if self.temperature <= 0:

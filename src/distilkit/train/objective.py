@@ -65,7 +65,7 @@ class Objective:
     @property
     def pooling(self) -> tuple[str, ...] | None:
         """Pooling modes when a sentence-embedding term is on, else None."""
-        wanted = self.active("emb_mse") or self.active("emb_cos")
+        wanted = self.active("emb_mse") or self.active("emb_cos") or self.active("emb_sim")
         return self.sentence.pooling if wanted and self.sentence is not None else None
 
     def active_weights(self) -> dict[str, float]:
@@ -146,7 +146,9 @@ def compute_terms(
     The sentence-embedding terms are the hidden-state losses applied to rows that are pooled
     sentence vectors (B, k·d_t): emb_mse = Σ_rows mean_d (s − t)² / n_sequences on the vectors
     before L2 normalisation (so it also pins their scale), emb_cos = Σ_rows (1 − cos(s, t)) /
-    n_sequences (scale-free: the same on the normalised embeddings).
+    n_sequences (scale-free: the same on the normalised embeddings), emb_sim = Σ_rows mean_j of the
+    squared gap between the student's and the teacher's cosine similarities to the other sentences of
+    the micro-batch / n_sequences.
     """
     tokens = attention_mask.bool()
     terms: dict[str, torch.Tensor] = {}
@@ -160,6 +162,8 @@ def compute_terms(
         terms["emb_mse"] = losses.hidden_mse(student_out["pooled"], teacher_out["pooled"], normalizers["sequences"])
     if objective.active("emb_cos"):
         terms["emb_cos"] = losses.hidden_cosine(student_out["pooled"], teacher_out["pooled"], normalizers["sequences"])
+    if objective.active("emb_sim"):  # similarities within this micro-batch (with DDP: within each process's rows)
+        terms["emb_sim"] = losses.similarity_mse(student_out["pooled"], teacher_out["pooled"], normalizers["sequences"])
     if objective.active("cos"):
         terms["cos"] = losses.hidden_cosine(
             student_out["last"][tokens], teacher_out["last"][tokens], normalizers["tokens"]

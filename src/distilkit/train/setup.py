@@ -63,6 +63,7 @@ def resolve_objective(config: DistillConfig, teacher: nn.Module, student: nn.Mod
         weights = {
             "emb_mse": config.alpha_emb_mse,
             "emb_cos": config.alpha_emb_cos,
+            "emb_sim": config.alpha_emb_sim,
             "hidden": config.alpha_hidden,
             "attention": config.alpha_attention,
         }
