@@ -58,7 +58,7 @@ MaxBad = Annotated[int, typer.Option(help="Stop after N non-finite steps in a ro
 
 UNLABELED_HELP = (
     "Unlabeled in-domain text the teacher labels (soft targets only): .txt one input per line (pairs "
-    "tab-separated), or .jsonl/.csv/.tsv with a text column. Sequence tasks."
+    "tab-separated), or .csv/.tsv/.jsonl/.parquet with a text column. Sequence tasks."
 )
 
 
@@ -150,7 +150,7 @@ def task_distill(
     ] = None,
     unlabeled: Annotated[str | None, typer.Option(help=UNLABELED_HELP)] = None,
     unlabeled_text_column: Annotated[
-        str | None, typer.Option(help="--unlabeled column(s): default text or sentence; 'a,b' for a pair task.")
+        str | None, typer.Option(help="--unlabeled column(s): default text/sentence/sentence1; 'a,b' for a pair.")
     ] = None,
     max_len: MaxLen = None,
     stride: Stride = 128,

@@ -205,7 +205,7 @@ def _create(folder: Path, identity: dict, offsets: np.ndarray) -> None:
 def _load(folder: Path, identity: dict, offsets: np.ndarray) -> LogitStore:
     try:
         header = read_json(folder / HEADER, "teacher-logit cache header")
-    except Exception as error:
+    except (DistilkitError, OSError) as error:
         raise InvalidStore(f"unreadable header ({error})") from None
     state = header.pop("state", None) if isinstance(header, dict) else None
     checksums = header.pop("sha256", None) if isinstance(header, dict) else None

@@ -59,9 +59,9 @@ class TaskDistillConfig(TaskTrainConfig):
     cache_dir: str | None = None  # teacher-logit stores; default $DISTILKIT_CACHE_DIR or ~/.cache/distilkit/…
     cache_top_k: int | None = None  # keep each row's K largest teacher logits only (sparse KD); None: all of them
     # Unlabeled in-domain text, labelled by the teacher's soft targets only (Tang et al. 2019; TinyBERT): .txt one
-    # input per line (pair tasks: tab-separated), or .jsonl/.csv/.tsv with a text column. Sequence tasks only.
+    # input per line (pair tasks: tab-separated), or .csv/.tsv/.jsonl/.parquet with a text column. Sequence tasks.
     unlabeled: str | None = None
-    unlabeled_text_column: str | None = None  # its column(s) ("a,b" for a pair); default text or sentence
+    unlabeled_text_column: str | None = None  # its column(s) ("a,b" for a pair); default text/sentence/sentence1
 
     def problems(self) -> list[str]:
         problems = super().problems()
