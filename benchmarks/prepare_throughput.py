@@ -21,11 +21,10 @@ from pathlib import Path
 import numpy as np
 import transformers
 
+from common import RESULTS
 from distilkit.data.prepare import PrepareConfig, demo_corpus_path, prepare
 from distilkit.io import write_json
 from distilkit.models.teacher import DEFAULT_TEACHER, load_tokenizer
-
-RESULTS = Path(__file__).resolve().parent / "results" / "prepare_throughput.json"
 
 
 def naive_prepare(teacher: str, corpus: list[Path], out: Path, max_len: int, min_len: int) -> int:
@@ -70,7 +69,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3, help="read the corpus this many times (longer, steadier run)")
     parser.add_argument("--teacher", default=DEFAULT_TEACHER)
     parser.add_argument("--max-len", type=int, default=128)
-    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--out", type=Path, default=RESULTS / "prepare_throughput.json")
     args = parser.parse_args()
     corpus = [args.corpus or demo_corpus_path()] * args.repeat
     cores = os.cpu_count() or 1

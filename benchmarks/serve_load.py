@@ -27,10 +27,9 @@ from pathlib import Path
 
 import numpy as np
 
+from common import REPO, RESULTS, data_root, log
 from distilkit.io import write_json
 
-REPO = Path(__file__).resolve().parents[1]
-RESULTS = REPO / "benchmarks" / "results" / "serve_load.json"
 GUARDED = REPO / "runs" / "bench-backends" / "exports" / "student"
 FALLBACK_TEXTS = [
     "A gripping, beautifully acted film.",
@@ -40,10 +39,6 @@ FALLBACK_TEXTS = [
 ]
 
 
-def log(message: str) -> None:
-    print(f"[serve_load {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind(("127.0.0.1", 0))
@@ -51,7 +46,7 @@ def free_port() -> int:
 
 
 def texts() -> list[str]:
-    root = Path(os.environ.get("DISTILKIT_SHARED_DATA", REPO.parent / "shared" / "data"))
+    root = data_root()
     if (root / "glue" / "SST-2" / "dev.tsv").is_file():
         from distilkit.tasks.glue import read_glue
 
@@ -124,7 +119,7 @@ def main() -> None:
     # One intra-op thread: the load generator runs on the same cores (and other work shares them).
     parser.add_argument("--threads", type=int, default=1, help="server intra-op threads per model")
     parser.add_argument("--work", type=Path, default=REPO / "runs" / "serve-load")
-    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--out", type=Path, default=RESULTS / "serve_load.json")
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     student = args.student or default_student(args.work)

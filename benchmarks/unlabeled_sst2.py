@@ -31,39 +31,13 @@ from pathlib import Path
 
 import torch
 
+from common import REPO, RESULTS, log, progress, shared_data
 from distilkit.io import atomic_write_text, read_json, write_json
 from distilkit.models.student import InitStudentConfig, init_student
 from distilkit.models.teacher import DEFAULT_TEACHER
 from distilkit.tasks.data import read_examples, subsample
 from distilkit.tasks.finetune import FinetuneConfig, finetune
 from distilkit.tasks.task_distill import TaskDistillConfig, task_distill
-
-REPO = Path(__file__).resolve().parents[1]
-RESULTS = REPO / "benchmarks" / "results"
-
-
-def shared_data() -> Path:
-    root = Path(os.environ.get("DISTILKIT_SHARED_DATA", REPO.parent / "shared" / "data")).resolve()
-    if not (root / "glue" / "SST-2" / "train.tsv").is_file():
-        sys.exit(f"SST-2 not found under {root}/glue/SST-2 — set DISTILKIT_SHARED_DATA to the folder holding glue/")
-    return root
-
-
-def log(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
-def progress(prefix: str):
-    def callback(event: dict) -> None:
-        kind = event.get("event")
-        if kind == "step" and (event["step"] % 50 == 0 or event["step"] == event["total_steps"]):
-            log(f"{prefix} step {event['step']}/{event['total_steps']} loss {event['loss']:.4f}")
-        elif kind == "teacher-logits" and (event["done"] % 12_800 < 64 or event["done"] == event["total"]):
-            log(f"{prefix} teacher logits {event['done']:,}/{event['total']:,}")
-        elif kind in ("note", "stage"):
-            log(f"{prefix} {event['message']}")
-
-    return callback
 
 
 def relative(path: Path | str) -> str:
@@ -183,7 +157,7 @@ def main() -> None:
     args = parser.parse_args()
     started = time.monotonic()
     torch.set_num_threads(args.threads)
-    sst2 = shared_data() / "glue" / "SST-2"
+    sst2 = shared_data("glue/SST-2/train.tsv") / "glue" / "SST-2"
     work = args.work
     common = dict(
         task="sst2", data=str(sst2), max_len=args.max_len, batch_size=args.batch_size, seed=args.seed,
