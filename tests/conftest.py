@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import string
 from pathlib import Path
 
 import pytest
@@ -102,3 +103,17 @@ def pytest_terminal_summary(terminalreporter) -> None:
     if CASES:
         parts = ", ".join(f"{name}: {count}" for name, count in sorted(CASES.items()))
         terminalreporter.write_line(f"fuzz cases tried: {sum(CASES.values())} ({parts})")
+
+
+# Whole words get one token; every other lower-case word falls apart into single-character pieces,
+# which gives the tests multi-token words and long contexts without a big vocabulary.
+TASK_WORDS = "the a of in is was which team won super bowl denver broncos what who where when did eu peter".split()
+
+
+@pytest.fixture(scope="session")
+def task_tokenizer(wordpiece_tokenizer_factory):
+    """Fast BERT-style WordPiece over ~160 ids. Unlike the word-level tiny tokenizer above it has
+    digits and single-character pieces, so any ASCII word tokenises without [UNK] and unknown words split into
+    many sub-tokens — what the alignment and sliding-window tests need."""
+    characters = list(string.ascii_lowercase + string.digits + string.punctuation)
+    return wordpiece_tokenizer_factory(TINY_SPECIALS + TASK_WORDS + characters + ["##" + ch for ch in characters])

@@ -1,28 +1,13 @@
-"""Fixtures for the task tests: a tiny WordPiece tokenizer built in memory, the real MiniLM tokenizer
-(realmodel), and the shared benchmark data folder (realdata)."""
+"""Fixtures for the task tests: the real MiniLM tokenizer (realmodel) and the shared benchmark data folder
+(realdata). The tiny task tokenizer (`task_tokenizer`) lives in tests/conftest.py."""
 
 from __future__ import annotations
 
 import os
-import string
 from pathlib import Path
 
 import pytest
 from transformers import PreTrainedTokenizerFast
-
-SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-# Whole words get one token; every other lower-case word falls apart into single-character pieces,
-# which gives the tests multi-token words and long contexts without a big vocabulary.
-WHOLE_WORDS = "the a of in is was which team won super bowl denver broncos what who where when did eu peter".split()
-
-
-@pytest.fixture(scope="session")
-def task_tokenizer(wordpiece_tokenizer_factory) -> PreTrainedTokenizerFast:
-    """Fast BERT-style WordPiece over ~160 ids. Unlike the word-level tiny tokenizer of tests/conftest.py it has
-    digits and single-character pieces, so any ASCII word tokenises without [UNK] and unknown words split into
-    many sub-tokens — what the alignment and sliding-window tests need."""
-    characters = list(string.ascii_lowercase + string.digits + string.punctuation)
-    return wordpiece_tokenizer_factory(SPECIAL_TOKENS + WHOLE_WORDS + characters + ["##" + ch for ch in characters])
 
 
 @pytest.fixture(scope="session")
