@@ -79,6 +79,12 @@ def same(settings: dict, marker: Path) -> bool:
     return marker.is_file() and read_json(marker).get("settings") == json.loads(json.dumps(settings))
 
 
+def shown(path: Path | str) -> str:
+    """A path as the results files show it: relative to the repository when inside it (no machine paths)."""
+    path = Path(path).resolve()
+    return str(path.relative_to(REPO)) if path.is_relative_to(REPO) else str(path)
+
+
 def general_student(work: Path, args: argparse.Namespace, data_root: Path) -> dict:
     """Step 0: 3-layer student from the teacher (layers chosen by `init-student --layers auto`, or given), then
     general-distilled on WikiText-2 train: the embedding objective (the teacher's pooled, normalised sentence
@@ -122,7 +128,7 @@ def general_student(work: Path, args: argparse.Namespace, data_root: Path) -> di
         "corpus": str(corpus.relative_to(data_root)), "sequences": stats["n_sequences"], "tokens": stats["n_tokens"],
         "layers": init.layers, "objective": args.distill_objective, "steps": result.steps, "batch_size": 32,
         "max_len": args.distill_max_len, "terms": result.terms, "final_loss": result.final_loss,
-        "seconds": time.monotonic() - started, "dir": str(result.student_dir), "settings": settings,
+        "seconds": time.monotonic() - started, "dir": shown(result.student_dir), "settings": settings,
         "finished": time.time(),
     }  # fmt: skip
     if init.probe:
@@ -382,7 +388,8 @@ def main() -> None:
     args.work.mkdir(parents=True, exist_ok=True)
     results = {
         "command": "python " + " ".join(shlex.quote(a) for a in [os.path.relpath(__file__, REPO), *sys.argv[1:]]),
-        "machine": machine(), "settings": {k: str(v) for k, v in vars(args).items()},
+        "machine": machine(),
+        "settings": {k: shown(v) if isinstance(v, Path) else str(v) for k, v in vars(args).items()},
         "teacher": f"{TEACHER} (sentence-transformers/all-MiniLM-L6-v2: BERT, 6 layers, hidden 384), fine-tuned",
         "tasks": {}, "skipped": {},
     }  # fmt: skip
