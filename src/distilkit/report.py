@@ -224,10 +224,11 @@ def student_points(record: dict[str, Any]) -> list[dict[str, Any]]:
     [{name, speedup, before, after}]. Scores: the record's ``metric_key`` (e.g. "stsb_spearman"), else score_of."""
     points = []
     for student in record.get("students") or []:
-        after, before = student.get("after") or {}, student.get("before") or {}
-        if isinstance(after.get("speedup"), int | float) and headline(record, after) is not None:
+        after = student.get("after") or {}
+        score = headline(record, after)
+        if isinstance(after.get("speedup"), int | float) and score is not None:
             points.append({"name": str(student.get("name", "?")), "speedup": float(after["speedup"]),
-                           "before": headline(record, before), "after": headline(record, after)})  # fmt: skip
+                           "before": headline(record, student.get("before") or {}), "after": score})  # fmt: skip
     return points
 
 
