@@ -152,6 +152,9 @@ def task_distill(
     unlabeled_text_column: Annotated[
         str | None, typer.Option(help="--unlabeled column(s): default text/sentence/sentence1; 'a,b' for a pair.")
     ] = None,
+    augment: Annotated[
+        int, typer.Option(help="Perturbed copies of each training input the teacher labels (soft targets only).")
+    ] = 0,
     max_len: MaxLen = None,
     stride: Stride = 128,
     batch_size: BatchSize = 32,

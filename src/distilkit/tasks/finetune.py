@@ -145,13 +145,18 @@ def check_out(out: str, overwrite: bool) -> None:
 
 
 def prepare_data(
-    config: TaskTrainConfig, tokenizer: Any, labels: list[str] | None, heldout: list[str] | None
+    config: TaskTrainConfig,
+    tokenizer: Any,
+    labels: list[str] | None,
+    heldout: list[str] | None,
+    keep_text: bool = False,
 ) -> tuple[TaskData, TaskData | None]:
     """Train features (seeded sample) and evaluation features of the task. NER tags (and own-data classes) come
-    from `labels` (a teacher's) or from the whole training file; a tag outside them is a DataError naming it."""
+    from `labels` (a teacher's) or from the whole training file; a tag outside them is a DataError naming it.
+    keep_text: a streamed training file keeps its examples too (task-distill --augment perturbs them)."""
     own = OwnData.of(config)
     if own is not None:
-        return prepare_own_data(config, own, tokenizer, labels)
+        return prepare_own_data(config, own, tokenizer, labels, keep_text)
     train_examples = read_examples(config.task, config.data, "train", heldout)
     if task_spec(config.task).kind == "token" and labels is None:
         labels = ner_labels(train_examples)
@@ -167,7 +172,7 @@ def prepare_data(
 
 
 def prepare_own_data(
-    config: TaskTrainConfig, own: OwnData, tokenizer: Any, labels: list[str] | None
+    config: TaskTrainConfig, own: OwnData, tokenizer: Any, labels: list[str] | None, keep_text: bool = False
 ) -> tuple[TaskData, TaskData | None]:
     """prepare_data for --train/--dev/--test files or --dataset: the label set from `labels` or the training
     split, each split streamed into flat feature arrays."""
@@ -177,7 +182,7 @@ def prepare_own_data(
     max_len = config.resolved_max_len(spec)
     common = {"tokenizer": tokenizer, "max_len": max_len, "stride": config.stride, "seed": config.seed,
               "label_source": source}  # fmt: skip
-    train = encode_split(spec, own, "train", train=True, sample=config.max_train_samples, **common)
+    train = encode_split(spec, own, "train", train=True, sample=config.max_train_samples, keep=keep_text, **common)
     if config.eval_split == "none":
         return train, None
     return train, encode_split(spec, own, config.eval_split, train=False, sample=config.max_eval_samples, **common)

@@ -313,12 +313,13 @@ def encode_split(
     seed: int = 42,
     label_source: str = "training",
     chunk_rows: int = CHUNK_ROWS,
+    keep: bool = False,
 ) -> TaskData:
     """Read and encode one split chunk by chunk into flat feature arrays (features.Features). Training splits
     keep no example text (TaskData.examples is None); evaluation splits keep their examples for predictions.
     sample: a seeded sample of this many examples (the indices `data.subsample` would keep, in file order).
     label_source names where spec.labels came from in the error for a label outside them ("training", "model's").
-    chunk_rows: rows read and tokenised at a time."""
+    chunk_rows: rows read and tokenised at a time. keep: a training split keeps its examples too."""
     reader = Reader(own, spec, split, label_source)
     label_ids = {name: index for index, name in enumerate(spec.labels)} if spec.labels else None
     keep = None
@@ -335,11 +336,13 @@ def encode_split(
         encoded = encode(spec, chunk, tokenizer, max_len, stride, train=train)
         parts.append(encoded.features)
         count, pair = count + len(chunk), encoded.has_pair
-        if not train:
+        if keep or not train:
             kept.extend(chunk)
+        if not train:
             for name, values in encoded.post.items():
                 post.setdefault(name, []).extend(values)
     if count == 0:
         raise DataError(f"{reader.name or split} holds no examples")
     features = Features.concat(parts, consume=True)
-    return TaskData(spec, None if train else kept, features, post, num_examples=count, has_pair=pair)
+    examples = kept if keep or not train else None
+    return TaskData(spec, examples, features, post, num_examples=count, has_pair=pair)

@@ -25,6 +25,7 @@ from distilkit import losses
 from distilkit.errors import ConfigError, ModelError
 from distilkit.models.student import LAYERS_CONFIG_KEY, spread_layers
 from distilkit.models.teacher import hidden_size, load_config, load_tokenizer, num_layers
+from distilkit.tasks.augment import augment
 from distilkit.tasks.data import TaskData, TaskSpec, labels_from_data, squad_article_split, task_spec
 from distilkit.tasks.finetune import (
     TaskResult,
@@ -62,6 +63,7 @@ class TaskDistillConfig(TaskTrainConfig):
     # input per line (pair tasks: tab-separated), or .csv/.tsv/.jsonl/.parquet with a text column. Sequence tasks.
     unlabeled: str | None = None
     unlabeled_text_column: str | None = None  # its column(s) ("a,b" for a pair); default text/sentence/sentence1
+    augment: int = 0  # perturbed copies of each training input, soft targets only (augment.py); sequence tasks
 
     def problems(self) -> list[str]:
         problems = super().problems()
@@ -77,15 +79,19 @@ class TaskDistillConfig(TaskTrainConfig):
             problems.append(str(error))
         if self.cache_top_k is not None and self.cache_top_k < 2:
             problems.append("--cache-top-k must be ≥ 2 (one logit leaves no distribution to match)")
-        if self.unlabeled is not None:
+        if self.augment < 0:
+            problems.append("--augment must be ≥ 0 (copies of each training input)")
+        for flag, used in (("--unlabeled", self.unlabeled is not None), ("--augment", self.augment > 0)):
+            if not used:
+                continue
             if self.alpha_kl == 0:
-                problems.append("--unlabeled needs --alpha-kl > 0: the teacher's soft targets are its only labels")
+                problems.append(f"{flag} needs --alpha-kl > 0: the teacher's soft targets are its only labels")
             try:
                 kind = task_spec(self.task).kind
             except ConfigError:
                 kind = None  # reported by TaskTrainConfig
             if kind in ("qa", "token"):
-                problems.append(f"--unlabeled supports sequence classification and regression tasks, not {self.task}")
+                problems.append(f"{flag} supports sequence classification and regression tasks, not {self.task}")
         return problems
 
 
@@ -165,11 +171,14 @@ def training_set(
     config: TaskDistillConfig, train: TaskData, tokenizer: Any, max_len: int
 ) -> tuple[TaskData, list[TaskData]]:
     """(what the student trains on, the parts whose teacher logits are stored apart): the labelled set alone, or
-    with --unlabeled the labelled features followed by the unlabeled ones."""
-    if not config.unlabeled:
+    the labelled features followed by the --unlabeled text and then the --augment copies of the training inputs
+    (train.examples: the ones trained on)."""
+    extra = read_unlabeled(config.unlabeled, train.has_pair, config.unlabeled_text_column) if config.unlabeled else []
+    if config.augment > 0:
+        extra += augment(train.examples or [], config.augment, config.seed)
+    if not extra:
         return train, [train]
-    unlabeled = read_unlabeled(config.unlabeled, train.has_pair, config.unlabeled_text_column)
-    union, unlabeled_data = with_unlabeled(train, unlabeled, tokenizer, max_len)
+    union, unlabeled_data = with_unlabeled(train, extra, tokenizer, max_len)
     return union, [train, unlabeled_data]
 
 
@@ -189,12 +198,16 @@ def task_distill(config: TaskDistillConfig, callback: Callable[[dict], None] | N
         heldout = split["heldout_titles"] if split else squad_article_split(
             Path(config.data), config.squad_dev_fraction, config.seed)  # fmt: skip
     labels = list(teacher_spec.labels) if labels_from_data(config.task) else None  # NER tags, own classes
-    train, eval_data = prepare_data(config, tokenizer, labels, heldout)
+    train, eval_data = prepare_data(config, tokenizer, labels, heldout, keep_text=config.augment > 0)
     spec, max_len = train.spec, config.resolved_max_len(train.spec)
     fit_data, parts = training_set(config, train, tokenizer, max_len)
     message = data_message(train, eval_data)
-    if len(fit_data) > len(train):
-        message += f"; {len(fit_data) - len(train):,} unlabeled inputs with the teacher's soft targets only"
+    extra = len(fit_data) - len(train)
+    if extra:
+        augmented = train.num_examples * config.augment
+        parts_text = [f"{extra - augmented:,} unlabeled"] if config.unlabeled else []
+        parts_text += [f"{augmented:,} augmented"] if augmented else []
+        message += f"; {' and '.join(parts_text)} inputs with the teacher's soft targets only"
     student = build_head_model(config.student, spec)
     emit({"event": "stage", "stage": "data", "message": message})
     pad_id = tokenizer.pad_token_id or 0
@@ -235,15 +248,19 @@ def task_distill(config: TaskDistillConfig, callback: Callable[[dict], None] | N
 
     unlabeled_info = None
     try:
-        if config.unlabeled:
-            labelling = time.monotonic()
+        if len(fit_data) > len(train):
+            labelling, what = time.monotonic(), "unlabeled" if config.unlabeled else "augmented"
             todo = sum(not cache.is_known(index) for index in range(len(train), len(fit_data)))
-            emit({"event": "stage", "stage": "teacher", "message": f"teacher logits of the unlabeled text: "
-                  f"{len(fit_data) - len(train) - todo:,} cached, computing {todo:,}"})  # fmt: skip
-            with runtime.autocast():  # as the teacher runs when it fills the cache during training
-                cache.precompute(range(len(train), len(fit_data)), config.eval_batch_size, runtime.device, emit)
-            unlabeled_info = {"file": config.unlabeled, "inputs": len(fit_data) - len(train), "computed": todo,
-                              "teacher_seconds": time.monotonic() - labelling}  # fmt: skip
+            if pairs:  # the live teacher pass of hidden-state matching fills the cache as training meets them
+                emit({"event": "note", "message": f"teacher logits of the {what} text: {todo:,} computed as "
+                      "training reaches them (hidden-state matching runs the teacher anyway)"})  # fmt: skip
+            else:
+                emit({"event": "stage", "stage": "teacher", "message": f"teacher logits of the {what} text: "
+                      f"{len(fit_data) - len(train) - todo:,} cached, computing {todo:,}"})  # fmt: skip
+                with runtime.autocast():  # as the teacher runs when it fills the cache during training
+                    cache.precompute(range(len(train), len(fit_data)), config.eval_batch_size, runtime.device, emit)
+            unlabeled_info = {"file": config.unlabeled, "augment": config.augment, "inputs": len(fit_data) - len(train),
+                              "computed": todo, "teacher_seconds": time.monotonic() - labelling}  # fmt: skip
         fitted = fit(student, fit_data, distillation_loss, config, runtime, pad_id, emit, "task-distill")
     finally:
         cache.close()  # seal the stores (checksums) — also when training fails or is interrupted
