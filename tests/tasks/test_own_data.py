@@ -131,6 +131,28 @@ def test_every_table_format_reads_the_same_examples(tmp_path, fmt, task_tokenize
     assert list(train.features["labels"]) == [0, 1] * 6
 
 
+@pytest.mark.parametrize("sample", [None, 5])
+def test_training_labels_are_found_while_encoding_in_one_pass(tmp_path, task_tokenizer, monkeypatch, sample):
+    """Without labels the training split is read once (twice with a sample: counting, then encoding) and encoded
+    with first-seen ids, remapped to the sorted label set: the same features as the two-pass way."""
+    rows = [{"text": f"row {i} .", "label": name} for i, name in enumerate(["zeta", "alpha", "mid", "alpha"] * 3)]
+    own = OwnData(train=write_rows(tmp_path / "train.csv", rows))
+    reads = []
+    chunks = Reader.chunks
+    monkeypatch.setattr(Reader, "chunks", lambda self, *a, **k: reads.append(1) or chunks(self, *a, **k))
+    found = encode_split(task_spec("classification"), own, "train", task_tokenizer, 32, sample=sample, keep=True)
+    assert len(reads) == (1 if sample is None else 2) and found.spec.labels == ("alpha", "mid", "zeta")
+    known = encode_split(found.spec, own, "train", task_tokenizer, 32, sample=sample, keep=True)
+    assert list(found.features["labels"]) == list(known.features["labels"]) and found.examples == known.examples
+    assert found.fingerprint() == known.fingerprint()
+    tags = ner_rows(6)
+    ner_own = OwnData(train=write_rows(tmp_path / "ner.jsonl", tags))
+    ner_found = encode_split(task_spec("token-classification"), ner_own, "train", task_tokenizer, 32)
+    assert ner_found.spec.labels == ("O", "B-LOC", "B-PER")
+    ner_known = encode_split(ner_found.spec, ner_own, "train", task_tokenizer, 32)
+    assert ner_found.fingerprint() == ner_known.fingerprint()
+
+
 def test_pair_regression_and_numeric_labels(tmp_path, task_tokenizer):
     own = OwnData(
         train=write_rows(tmp_path / "train.csv", pair_rows(8)), dev=write_rows(tmp_path / "d.csv", pair_rows(4))

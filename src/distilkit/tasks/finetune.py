@@ -34,7 +34,7 @@ from distilkit.tasks.data import (
     train_batches,
 )
 from distilkit.tasks.heads import build_head_model, forward, head_logits, save_task_model, task_loss
-from distilkit.tasks.own_data import OwnData, OwnDataFlags, discover_labels, encode_split, source_problems
+from distilkit.tasks.own_data import OwnData, OwnDataFlags, encode_split, source_problems
 from distilkit.tasks.predict import headline, predict, predictions_name, render_predictions, score
 from distilkit.train import loop
 from distilkit.train.setup import versions
@@ -176,8 +176,8 @@ def prepare_own_data(
 ) -> tuple[TaskData, TaskData | None]:
     """prepare_data for --train/--dev/--test files or --dataset: the label set from `labels` or the training
     split, each split streamed into flat feature arrays."""
-    found = labels is None and labels_from_data(config.task)
-    spec = task_spec(config.task, discover_labels(own, task_spec(config.task)) if found else labels)
+    found = labels is None and labels_from_data(config.task)  # the training split's label set, found by encoding
+    spec = task_spec(config.task, None if found else labels)
     source = ("training" if found else "teacher's") if labels_from_data(config.task) else spec.name
     max_len = config.resolved_max_len(spec)
     common = {"tokenizer": tokenizer, "max_len": max_len, "stride": config.stride, "seed": config.seed,
@@ -185,7 +185,8 @@ def prepare_own_data(
     train = encode_split(spec, own, "train", train=True, sample=config.max_train_samples, keep=keep_text, **common)
     if config.eval_split == "none":
         return train, None
-    return train, encode_split(spec, own, config.eval_split, train=False, sample=config.max_eval_samples, **common)
+    scored = encode_split(train.spec, own, config.eval_split, train=False, sample=config.max_eval_samples, **common)
+    return train, scored
 
 
 def data_message(train: TaskData, eval_data: TaskData | None) -> str:

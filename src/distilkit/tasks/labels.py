@@ -55,14 +55,21 @@ def label_list(names: Sequence[str], limit: int = SHOWN_LABELS) -> str:
 
 
 class LabelScan:
-    """The label set of a training split, checked row by row: one kind of label per column, at least two classes."""
+    """The label set of a training split, checked row by row: one kind of label per column, at least two classes.
+    While the split is read, each label gets a provisional id in first-seen order (`ids`), so the rows can be
+    encoded in the same pass and their ids remapped once the whole set — and so its order — is known."""
 
     def __init__(self, table: str, column: str) -> None:
         self.table, self.column = table, column
         self.kind: tuple[str, str, str] | None = None  # (kind, first name, its place: "line 2")
-        self.names: set[str] = set()
+        self.ids: dict[str, int] = {}
 
-    def add(self, value: Any, where: str, place: str) -> None:
+    @property
+    def names(self) -> set[str]:
+        return set(self.ids)
+
+    def add(self, value: Any, where: str, place: str) -> int:
+        """Check a class cell against the column's kind; its provisional id."""
         name, kind = class_label(value, where)
         if self.kind is None:
             self.kind = (kind, name, place)
@@ -72,13 +79,23 @@ class LabelScan:
                 f"{where}: label {name!r} is {article} {kind} but {self.kind[2]} holds {self.kind[1]!r} "
                 "— a label column holds integers or words, not both"
             )
-        self.names.add(name)
+        return self.ids.setdefault(name, len(self.ids))
+
+    def add_tags(self, tags: Sequence[str]) -> None:
+        """Token tags (no kind check: a tag is a word)."""
+        for tag in tags:
+            self.ids.setdefault(tag, len(self.ids))
 
     def labels(self) -> list[str]:
-        if len(self.names) < 2:
+        if len(self.ids) < 2:
             raise DataError(
-                f"{self.table}, column {self.column!r}: only one class ({label_list(sorted(self.names))}) "
+                f"{self.table}, column {self.column!r}: only one class ({label_list(sorted(self.ids))}) "
                 "— a classifier needs at least two"
             )
         integers = self.kind is not None and self.kind[0] == "integer"
-        return sorted(self.names, key=int) if integers else sorted(self.names)
+        return sorted(self.ids, key=int) if integers else sorted(self.ids)
+
+    def remap(self, labels: Sequence[str]) -> np.ndarray:
+        """provisional id → index in `labels` (which hold every name seen)."""
+        final = {name: index for index, name in enumerate(labels)}
+        return np.array([final[name] for name in self.ids], dtype=np.int64)

@@ -7,7 +7,7 @@ numerically), checks every label, and encodes a split chunk by chunk into flat f
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -244,7 +244,7 @@ class Reader:
                 if sentence is None:
                     continue
                 if scan is not None:
-                    scan.names.update(sentence.tags)
+                    scan.add_tags(sentence.tags)
                 elif label_ids is not None:
                     self._check_tags(sentence, where, label_ids)
                 examples.append(sentence)
@@ -257,7 +257,7 @@ class Reader:
                 if kind == "regression":
                     label = score_label(cell, cell_where)
                 elif scan is not None:
-                    scan.add(cell, cell_where, place)
+                    label = scan.add(cell, cell_where, place)  # provisional id (LabelScan.remap)
                 else:
                     label = self._class_id(cell, cell_where, label_ids or {})
             examples.append(glue.Example(text, pair, label))
@@ -288,16 +288,21 @@ class Reader:
 
 
 def discover_labels(own: OwnData, spec: TaskSpec) -> list[str]:
-    """The label set of the training split: classes sorted (integers numerically), each checked (one kind per
-    column, two classes at least); NER tags with "O" first, then sorted (as the CoNLL reader orders them)."""
+    """The label set of the training split (a reading pass of its own; encode_split finds it while encoding)."""
     reader = Reader(own, spec, "train")
     scan = LabelScan(reader.name, reader.columns.label if reader.columns else "")
     for _ in reader.chunks(None, scan):
         pass
+    return final_labels(spec, scan, reader.name)
+
+
+def final_labels(spec: TaskSpec, scan: LabelScan, name: str) -> list[str]:
+    """Classes sorted (integers numerically), each checked (one kind per column, two classes at least); NER tags
+    with "O" first, then sorted (as the CoNLL reader orders them)."""
     if spec.kind == "token":
-        if len(scan.names) < 2:
-            raise DataError(f"{reader.name}: only one tag ({label_list(sorted(scan.names))}) — nothing to learn")
-        return ner.build_label_list([ner.NerSentence((), tuple(scan.names))])
+        if len(scan.ids) < 2:
+            raise DataError(f"{name}: only one tag ({label_list(sorted(scan.ids))}) — nothing to learn")
+        return ner.build_label_list([ner.NerSentence((), tuple(scan.ids))])
     return scan.labels()
 
 
@@ -316,24 +321,33 @@ def encode_split(
     keep: bool = False,
 ) -> TaskData:
     """Read and encode one split chunk by chunk into flat feature arrays (features.Features). Training splits
-    keep no example text (TaskData.examples is None); evaluation splits keep their examples for predictions.
-    sample: a seeded sample of this many examples (the indices `data.subsample` would keep, in file order).
-    label_source names where spec.labels came from in the error for a label outside them ("training", "model's").
-    chunk_rows: rows read and tokenised at a time. keep: a training split keeps its examples too."""
+    keep no example text (TaskData.examples is None) unless `keep`; evaluation splits keep their examples for
+    predictions. A classification or token spec without labels takes the split's own label set (the returned
+    TaskData.spec holds it), found in the same pass: rows are encoded with provisional ids, remapped at the end.
+    sample: a seeded sample of this many examples (the indices `data.subsample` would keep, in file order); a
+    first pass counts the examples (and finds the label set). label_source names where spec.labels came from in
+    the error for a label outside them ("training", "model's"). chunk_rows: rows read and tokenised at a time."""
     reader = Reader(own, spec, split, label_source)
+    scan = None
+    if spec.kind in ("classification", "token") and not spec.labels:
+        scan = LabelScan(reader.name, reader.columns.label if reader.columns else "")
     label_ids = {name: index for index, name in enumerate(spec.labels)} if spec.labels else None
-    keep = None
-    if sample is not None:  # a first pass counts the examples, so the sample is drawn as for a list
-        keep = sample_indices(sum(len(chunk) for chunk in reader.chunks(label_ids, size=chunk_rows)), sample, seed)
-    keep_array = np.asarray(keep if keep is not None else [], dtype=np.int64)
+    keep_array = None
+    if sample is not None:
+        total = sum(len(chunk) for chunk in reader.chunks(label_ids, scan, size=chunk_rows))
+        keep_array = np.asarray(sample_indices(total, sample, seed), dtype=np.int64)
+        if scan is not None:  # the label set is known now: the encoding pass maps labels to their final ids
+            spec, scan = replace(spec, labels=tuple(final_labels(spec, scan, reader.name))), None
+            label_ids = {name: index for index, name in enumerate(spec.labels)}
     parts, kept, post, first, count, pair = [], [], {}, 0, 0, False
-    for chunk in reader.chunks(label_ids, size=chunk_rows):
-        if keep is not None:
+    for chunk in reader.chunks(label_ids if scan is None else scan.ids, scan, size=chunk_rows):
+        if keep_array is not None:
             low, high = np.searchsorted(keep_array, [first, first + len(chunk)])
             chunk, first = [chunk[index - first] for index in keep_array[low:high]], first + len(chunk)
         if not chunk:
             continue
-        encoded = encode(spec, chunk, tokenizer, max_len, stride, train=train)
+        encoded = encode(spec if scan is None else replace(spec, labels=tuple(scan.ids)), chunk, tokenizer, max_len,
+                         stride, train=train)  # fmt: skip
         parts.append(encoded.features)
         count, pair = count + len(chunk), encoded.has_pair
         if keep or not train:
@@ -344,5 +358,19 @@ def encode_split(
     if count == 0:
         raise DataError(f"{reader.name or split} holds no examples")
     features = Features.concat(parts, consume=True)
+    if scan is not None:
+        spec = replace(spec, labels=tuple(final_labels(spec, scan, reader.name)))
+        _remap_labels(features, scan.remap(spec.labels), kept)
     examples = kept if keep or not train else None
     return TaskData(spec, examples, features, post, num_examples=count, has_pair=pair)
+
+
+def _remap_labels(features: Features, lut: np.ndarray, examples: list) -> None:
+    """Provisional label ids → final ones, in the features (per row, or per token outside IGNORE_INDEX) and in
+    kept classification examples."""
+    values = features.rows["labels"] if "labels" in features.rows else features.tokens["labels"]
+    known = values != ner.IGNORE_INDEX
+    values[known] = lut[values[known]]
+    for index, example in enumerate(examples):
+        if isinstance(example, glue.Example) and example.label is not None:
+            examples[index] = glue.Example(example.text, example.text_pair, int(lut[example.label]))
