@@ -33,6 +33,7 @@ from distilkit.embeddings import SentenceModel, embedding_fidelity, encode_secon
 from distilkit.io import atomic_write_text, read_jsonl, write_json
 from distilkit.models.student import InitStudentConfig, build_student, init_student, probe_sample
 from distilkit.models.teacher import DEFAULT_TEACHER
+from distilkit.tasks.glue import read_glue
 from distilkit.tasks.sts import StsConfig, read_sts, retrieval_pool, sts_score
 from distilkit.train.distill import DistillConfig, distill
 
@@ -41,20 +42,28 @@ CORPORA = {
     "wiki": "WikiText-2 train",
     "books": "the public-domain novels",
     "both": "WikiText-2 train + the public-domain novels",
+    "both+glue": "WikiText-2 train + the public-domain novels + the unlabelled sentences of the GLUE train splits "
+    "(SST-2, MRPC, STS-B, RTE, CoLA; labels and scores unused, no dev or test sentence)",
 }
+GLUE_TRAIN = {"sst2": "SST-2", "mrpc": "MRPC", "stsb": "STS-B", "rte": "RTE", "cola": "CoLA"}
 
 
 def sentences(shared: Path, corpus: str) -> list[str]:
     """The shared raw text, one sentence per line (fragments under 4 words dropped): WikiText-2 train
     (one paragraph per line, headings skipped) and/or the public-domain novels (wrapped, blank-line paragraphs)."""
     paragraphs = []
-    if corpus in ("wiki", "both"):
+    if corpus in ("wiki", "both", "both+glue"):
         wiki = (shared / "text" / "wikitext-2-raw" / "wiki.train.raw").read_text(encoding="utf-8").splitlines()
         paragraphs += [line.strip() for line in wiki if line.strip() and not line.strip().startswith("=")]
-    if corpus in ("books", "both"):
+    if corpus in ("books", "both", "both+glue"):
         for book in sorted((shared / "text" / "public-domain").glob("*.txt")):
             paragraphs += [" ".join(p.split()) for p in re.split(r"\n\s*\n", book.read_text(encoding="utf-8"))]
-    return [s for p in paragraphs for s in SENTENCE_END.split(p) if len(s.split()) >= 4]
+    found = [s for p in paragraphs for s in SENTENCE_END.split(p) if len(s.split()) >= 4]
+    if corpus.endswith("+glue"):  # in-domain unlabelled text: the texts of the train splits, never dev/test
+        for task, folder in GLUE_TRAIN.items():
+            for example in read_glue(task, shared / "glue" / folder, "train"):
+                found += [t for t in (example.text, example.text_pair) if t and len(t.split()) >= 3]
+    return found
 
 
 def result_seconds(result) -> float:
@@ -106,7 +115,8 @@ def validate_probe(teacher: SentenceModel, scorer: Scorer, texts: list[str], n_l
 
 
 def write_results(record: dict) -> None:
-    write_json(RESULTS / "embedding_students.json", record)
+    name = "embedding_students" + record.get("tag", "")
+    write_json(RESULTS / f"{name}.json", record)
     teacher = record["teacher"]
     lines = [
         "# Sentence-embedding students of all-MiniLM-L6-v2",
@@ -138,11 +148,11 @@ def write_results(record: dict) -> None:
                   "| layers | probe (mean cosine) | STS-B |", "|---|---|---|"]  # fmt: skip
         lines += [f"| {','.join(map(str, r['layers']))} | {r['probe']:.3f} | {r['stsb_spearman']:.2f} |"
                   for r in sorted(rows, key=lambda r: -r["probe"])]  # fmt: skip
-    atomic_write_text(RESULTS / "embedding_students.md", "\n".join(lines) + "\n")
-    plot(record)
+    atomic_write_text(RESULTS / f"{name}.md", "\n".join(lines) + "\n")
+    plot(record, RESULTS / f"{name}.png")
 
 
-def plot(record: dict) -> None:
+def plot(record: dict, path: Path) -> None:
     """The quality-vs-speed plot, drawn by the report card's own function (`distilkit report` shows it too)."""
     from distilkit.report import pyplot_or_none, speed_quality_figure
 
@@ -151,7 +161,7 @@ def plot(record: dict) -> None:
         print("matplotlib missing: no plot (pip install matplotlib)", flush=True)
         return
     figure = speed_quality_figure(plt, record)
-    figure.savefig(RESULTS / "embedding_students.png", dpi=110, bbox_inches="tight")
+    figure.savefig(path, dpi=110, bbox_inches="tight")
     plt.close(figure)
 
 
@@ -180,6 +190,7 @@ def main() -> None:
     parser.add_argument("--probe-samples", type=int, default=512)
     parser.add_argument("--validate-probe", action="store_true", help="also score every 3-layer subset on STS-B")
     parser.add_argument("--work", default=None, help="scratch folder (default: a temporary one)")
+    parser.add_argument("--tag", default="", help="suffix of the results files (ablations keep the main results)")
     args = parser.parse_args()
     shared = shared_data("text/wikitext-2-raw/wiki.train.raw", "glue/STS-B/test_with_scores.tsv")
     work = Path(args.work or tempfile.mkdtemp(prefix="distilkit-emb-"))
@@ -196,6 +207,7 @@ def main() -> None:
     scorer = Scorer(shared / "glue" / "STS-B", teacher)
     record = {
         "benchmark": "embedding_students",
+        "tag": args.tag,
         "command": "python " + " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]),
         "machine": f"{platform.machine()}, {os.cpu_count()} CPU threads visible, torch {torch.__version__} "
         f"({torch.get_num_threads()} threads), shared with other jobs — timings are indicative",

@@ -163,38 +163,17 @@ def run_task(plan: Plan, work: Path, data_root: Path, general: dict, args: argpa
     kd = {"alpha_kl": args.alpha_kl, "alpha_hard": 1.0 - args.alpha_kl, "temperature": args.temperature,
           "alpha_hidden": args.alpha_hidden, "augment": plan.augment}  # fmt: skip
     dirs = {"teacher": "teacher", "student_ft": "student_ft", "student_kd": "student_kd" + args.kd_tag}
+
+    def stage(name: str) -> dict:
+        """What every stage's config shares: its folder, time budget and epochs, plus the task settings."""
+        return dict(out=str(folder / dirs[name]), time_budget=budget[name], epochs=epochs[name], **common)
+
+    teacher_dir = str(folder / "teacher")
     stages = {
-        "teacher": lambda: finetune(
-            FinetuneConfig(
-                model=TEACHER,
-                out=str(folder / "teacher"),
-                time_budget=budget["teacher"],
-                epochs=epochs["teacher"],
-                **common,
-            ),
-            progress(plan.task),
-        ),
-        "student_ft": lambda: finetune(
-            FinetuneConfig(
-                model=student,
-                out=str(folder / "student_ft"),
-                time_budget=budget["student_ft"],
-                epochs=epochs["student_ft"],
-                **common,
-            ),
-            progress(plan.task),
-        ),
+        "teacher": lambda: finetune(FinetuneConfig(model=TEACHER, **stage("teacher")), progress(plan.task)),
+        "student_ft": lambda: finetune(FinetuneConfig(model=student, **stage("student_ft")), progress(plan.task)),
         "student_kd": lambda: task_distill(
-            TaskDistillConfig(
-                teacher=str(folder / "teacher"),
-                student=student,
-                out=str(folder / dirs["student_kd"]),
-                time_budget=budget["student_kd"],
-                epochs=epochs["student_kd"],
-                **kd,
-                **common,
-            ),
-            progress(plan.task),
+            TaskDistillConfig(teacher=teacher_dir, student=student, **stage("student_kd"), **kd), progress(plan.task)
         ),
     }
     base = {"plan": asdict(plan), "precision": args.precision, "threads": args.threads}
