@@ -122,12 +122,18 @@ def write_results(record: dict) -> None:
         "# Sentence-embedding students of all-MiniLM-L6-v2",
         "",
         f"Command: `{record['command']}`  ",
-        f"Machine: {record['machine']}. Distillation: {record['distill']}.  ",
+        f"Machine: {record['machine']}."
+        + (f" Distillation: {record['distill']}." if record["students"] else "")
+        + "  ",
         f"Teacher: STS-B test Spearman {teacher['stsb_spearman']:.2f}, {teacher['size_mib']:.1f} MiB.",
         "",
-        "| student | teacher layers | STS-B before | STS-B after | retained | nn@1 | nn@10 | speed-up | MiB | steps |",
-        "|---|---|---|---|---|---|---|---|---|---|",
     ]
+    if record["students"]:
+        lines += [
+            "| student | teacher layers | STS-B before | STS-B after | retained | nn@1 | nn@10 | speed-up | MiB "
+            "| steps |",
+            "|---|---|---|---|---|---|---|---|---|---|",
+        ]
     for s in record["students"]:
         after = s.get("after", {})
         cells = [
@@ -137,8 +143,9 @@ def write_results(record: dict) -> None:
             f"{after['speedup']:.2f}×" if after else "…", f"{s['size_mib']:.1f}", str(s.get("steps", "…")),
         ]  # fmt: skip
         lines.append("| " + " | ".join(cells) + " |")
-    lines += ["", "Targets: 3 layers ≥ 98.5% of the teacher's STS-B at ≥ 1.9×, 2 layers ≥ 95% at ≥ 2.7×.", ""]
-    lines += auto_vs_even(record["students"])
+    if record["students"]:
+        lines += ["", "Targets: 3 layers ≥ 98.5% of the teacher's STS-B at ≥ 1.9×, 2 layers ≥ 95% at ≥ 2.7×.", ""]
+        lines += auto_vs_even(record["students"])
     for s in record["students"]:
         if s.get("probe"):
             best = ", ".join(f"{','.join(map(str, p['layers']))}: {p['score']:.3f}" for p in s["probe"][:5])
@@ -149,6 +156,14 @@ def write_results(record: dict) -> None:
                   "| layers | probe (mean cosine) | STS-B |", "|---|---|---|"]  # fmt: skip
         lines += [f"| {','.join(map(str, r['layers']))} | {r['probe']:.3f} | {r['stsb_spearman']:.2f} |"
                   for r in sorted(rows, key=lambda r: -r["probe"])]  # fmt: skip
+        from scipy.stats import spearmanr
+
+        rho = spearmanr([r["probe"] for r in rows], [r["stsb_spearman"] for r in rows]).statistic
+        best = max(rows, key=lambda r: r["stsb_spearman"])
+        chosen = max(rows, key=lambda r: r["probe"])
+        lines += ["", f"Rank correlation of probe and STS-B over the {len(rows)} subsets: {rho:.2f}. The probe's "
+                  f"choice {','.join(map(str, chosen['layers']))} scores {chosen['stsb_spearman']:.2f}; the best "
+                  f"subset, {','.join(map(str, best['layers']))}, {best['stsb_spearman']:.2f}."]  # fmt: skip
     atomic_write_text(RESULTS / f"{name}.md", "\n".join(lines) + "\n")
     plot(record, RESULTS / f"{name}.png")
 
