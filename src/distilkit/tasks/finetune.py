@@ -41,7 +41,6 @@ from distilkit.train.setup import versions
 
 log = logging.getLogger(__name__)
 
-REPLAN_EVERY = 10  # steps between re-plans of a time-budgeted run (the pace of a shared CPU drifts)
 LossFn = Callable[[nn.Module, dict[str, torch.Tensor]], tuple[torch.Tensor, dict[str, torch.Tensor]]]
 
 
@@ -218,7 +217,7 @@ def fit(
 
     Length-grouped shuffled batches, AdamW + linear warm-up/decay, clipping and non-finite-step skipping all come
     from train/loop.py, the one training step of distilkit. With --time-budget (and no --max-steps) the run times
-    its pace and re-plans its length every REPLAN_EVERY steps, never beyond the planned epochs, so the learning
+    its pace and re-plans its length every loop.REPLAN_EVERY steps, never beyond the planned epochs, so the learning
     rate still decays to 0 when the budget runs out (as `distill` does)."""
     loop.seed_everything(config.seed)
     model.to(runtime.device).train()
@@ -252,11 +251,9 @@ def fit(
         }  # fmt: skip
         if step == 1:
             pace_from = (step, elapsed)  # the first step pays one-off costs: time from its end
-        if replans and step < total_steps and step % REPLAN_EVERY == 0:
+        if replans and step < total_steps and step % loop.REPLAN_EVERY == 0:
             fits = loop.steps_within_budget(step, elapsed, *pace_from, config.time_budget)
-            if min(planned, max(fits, step + 1)) != total_steps:
-                total_steps = min(planned, max(fits, step + 1))
-                loop.replan_schedule(scheduler, config.warmup_ratio, total_steps)
+            total_steps = loop.replan(scheduler, config.warmup_ratio, total_steps, fits, step + 1, planned)
         if step % config.log_every == 0 or step == total_steps or not stepped:
             records.append(record)
         emit({"event": "step", **record, "total_steps": total_steps})

@@ -39,7 +39,6 @@ from distilkit.train.setup import (
 log = logging.getLogger(__name__)
 
 CALIBRATION_STEPS = 5  # steps timed before a time-budgeted run first plans its length
-REPLAN_EVERY = 10  # steps between re-plans after that: batches of grouped lengths differ in cost many times over
 OBJECTIVES = ("mlm", "embedding")
 
 
@@ -286,12 +285,10 @@ def _distill(config: DistillConfig, runtime: loop.Runtime, callback: Callable[[d
         if step == first_step + 1:
             pace_from = (step, record["elapsed"])
         since = step - first_step
-        if replans and step < total_steps and (since == CALIBRATION_STEPS or since % REPLAN_EVERY == 0):
-            planned = loop.steps_within_budget(step, record["elapsed"], *pace_from, config.time_budget)
-            planned = int(runtime.all_reduce_sum([planned])[0] / world)  # every process agrees
-            if max(step, min(epochs_total, planned)) != total_steps:
-                total_steps = max(step, min(epochs_total, planned))
-                loop.replan_schedule(scheduler, config.warmup_ratio, total_steps)
+        if replans and step < total_steps and (since == CALIBRATION_STEPS or since % loop.REPLAN_EVERY == 0):
+            fits = loop.steps_within_budget(step, record["elapsed"], *pace_from, config.time_budget)
+            fits = int(runtime.all_reduce_sum([fits])[0] / world)  # every process agrees
+            total_steps = loop.replan(scheduler, config.warmup_ratio, total_steps, fits, step, epochs_total)
         emit({"event": "step", **record, "total_steps": total_steps})
         if bad_streak >= config.max_bad_steps:
             save_checkpoint()  # weights are still the last good ones: non-finite steps were skipped

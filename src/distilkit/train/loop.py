@@ -63,6 +63,8 @@ class Runtime:
 
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+REPLAN_EVERY = 10  # steps between re-plans of a time-budgeted run: the pace drifts (a shared CPU, batches of
+# grouped lengths that differ in cost many times over)
 
 
 def setup_runtime(device: str = "auto", precision: str = "auto") -> Runtime:
@@ -150,6 +152,15 @@ def replan_schedule(scheduler, warmup_ratio: float, total_steps: int) -> None:
     for factor in scheduler.lr_lambdas:
         factor.total_steps = total_steps
         factor.warmup_steps = int(warmup_ratio * total_steps)
+
+
+def replan(scheduler, warmup_ratio: float, total_steps: int, fits: int, floor: int, cap: int) -> int:
+    """A time-budgeted run's new length: the steps that fit (`steps_within_budget`), kept within [floor, cap]
+    (cap: the planned epochs); the schedule follows when the length changes."""
+    new_total = max(floor, min(cap, fits))
+    if new_total != total_steps:
+        replan_schedule(scheduler, warmup_ratio, new_total)
+    return new_total
 
 
 def steps_within_budget(step: int, elapsed: float, since_step: int, since_elapsed: float, budget: float) -> int:
