@@ -1,5 +1,6 @@
 """The pipeline commands' help and bad-input paths: one line on stderr, exit code 2, no traceback."""
 
+import importlib
 import subprocess
 import sys
 
@@ -136,3 +137,80 @@ def test_sigterm_mid_prepare_leaves_no_temporary_directory(tmp_path):
     process.send_signal(signal.SIGTERM)
     assert process.wait(timeout=120) == 130
     assert sorted(p.name for p in tmp_path.iterdir()) == ["big.txt", "teacher"]
+
+
+# ---------------------------------------------------------------- output off a terminal (logs, pipes, CI)
+ONNX_HINT = 'pip install "distilkit[onnx]"'
+
+
+def _bench_results() -> dict:
+    """What `distilkit bench` returns, for a teacher and student with one backend measured and one skipped."""
+    figures = {"p50_ms": 12.5, "p95_ms": 14.0, "sequences_per_s": 321.0, "gflops": 45.0, "peak_fraction": 0.25, "n": 8}
+    measured = {"status": "ok", "bytes": 3 * 2**20, "batches": {"1": figures, "32": figures}}
+    skipped = {"status": "skipped", "reason": f"ONNX Runtime is not installed — {ONNX_HINT}"}
+    models = {role: {"params": 1000, "backends": {"torch-fp32": measured, "onnx-int8": skipped}}
+              for role in ("teacher", "student")}  # fmt: skip
+    ratios = {"teacher torch-fp32 / teacher torch-fp32": 1.0, "student torch-fp32 / teacher torch-fp32": 2.0}
+    return {"config": {"seq_len": 128, "batch_sizes": [1, 32]}, "machine": {"threads": 2}, "peak": {"gflops": 180.0},
+            "models": models, "ratios": ratios}  # fmt: skip
+
+
+def test_bench_table_off_a_terminal_is_full_width_and_literal(monkeypatch):
+    monkeypatch.setenv("COLUMNS", "40")  # a narrow terminal's setting does not fold a table written to a pipe
+    bench_module = importlib.import_module("distilkit.bench")  # `distilkit.bench` is also the package's function
+    monkeypatch.setattr(bench_module, "bench", lambda config, callback=None: _bench_results())
+    result = invoke("bench", "--teacher", "t", "--student", "s", "--batch-sizes", "1,32")
+    assert result.exit_code == 0, result.output
+    assert "…" not in result.output, result.output
+    rows = [line.split() for line in result.output.splitlines() if line.split()[:1] in (["teacher"], ["student"])]
+    assert ["teacher", "torch-fp32", "3.0", "12.5", "14.0", "321.0", "45", "25%", "1.00"] in rows, result.output
+    assert ["student", "torch-fp32", "3.0", "12.5", "14.0", "321.0", "45", "25%", "2.00"] in rows
+    assert ["student", "onnx-int8", "skipped"] in rows
+    for header in ("model", "backend", "MiB", "p50 ms", "p95 ms", "seq/s", "b=32", "GFLOP/s", "peak", "teacher"):
+        assert header in result.output
+    assert "seq len 128, 2 threads, fp32 matmul peak 180 GFLOP/s" in result.output
+    # Why a backend was skipped: on one line, the extra's [onnx] kept (not eaten as markup).
+    assert f"teacher onnx-int8 skipped: ONNX Runtime is not installed — {ONNX_HINT}" in result.output.splitlines()
+
+
+def test_error_text_prints_literally_not_as_markup(monkeypatch, tmp_path):
+    from distilkit.errors import ConfigError
+
+    def missing_extra():
+        raise ConfigError(f"ONNX export and ONNX Runtime need the onnx extra — {ONNX_HINT} [bold]not bold[/]")
+
+    monkeypatch.setattr(importlib.import_module("distilkit.export"), "require_onnx", missing_extra)
+    result = invoke("export", "--model", str(tmp_path), "--format", "onnx", "--out", str(tmp_path / "o"))
+    assert_one_line_error(result, f"{ONNX_HINT} [bold]not bold[/]")
+
+
+def test_progress_off_a_terminal_is_plain_lines(capsys):
+    from distilkit.cli.app import TrainProgress
+
+    with TrainProgress("distill", interval=3600) as progress:
+        assert progress.plain  # pytest's captured stderr is not a terminal
+        progress({"event": "stage", "stage": "data", "message": f"reading [data] — {ONNX_HINT}"})
+        progress({"event": "start", "total_steps": 100, "step": 0})
+        for step in range(1, 101):
+            progress({"event": "step", "step": step, "total_steps": 100, "loss": 1.0 / step, "terms": {"kl": 0.5}})
+        progress({"event": "teacher-logits", "done": 3, "total": 10})
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[0] == f"data: reading [data] — {ONNX_HINT}"
+    # Phase start, phase end, and nothing in between within the interval: no bar, no cursor codes.
+    assert lines[1].startswith("distill: 0/100 (0%)") and "elapsed" in lines[1]
+    assert lines[2].startswith("distill: 100/100 (100%)  loss=0.0100 kl=0.5000") and "left" not in lines[2]
+    assert lines[3].startswith("teacher logits: 3/10 (30%)")
+    assert len(lines) == 4 and not any("\x1b" in line or "━" in line for line in lines), lines
+
+
+def test_progress_off_a_terminal_prints_every_interval(capsys):
+    from distilkit.cli.app import TrainProgress
+
+    with TrainProgress("train", interval=0) as progress:
+        progress({"event": "start", "total_steps": 4, "step": 0})
+        for step in range(1, 4):
+            progress({"event": "step", "step": step, "total_steps": 4, "loss": 0.5, "terms": {}})
+    lines = capsys.readouterr().err.splitlines()
+    assert [line.split("  ")[0] for line in lines] == ["train: 0/4 (0%)", "train: 1/4 (25%)", "train: 2/4 (50%)",
+                                                      "train: 3/4 (75%)"]  # fmt: skip
+    assert "left" in lines[-1]

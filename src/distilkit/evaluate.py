@@ -19,10 +19,19 @@ from distilkit.embeddings import count_parameters
 from distilkit.errors import ConfigError
 from distilkit.io import atomic_dir, atomic_write_text, write_json
 from distilkit.models.teacher import load_tokenizer
-from distilkit.tasks.data import TaskData, collate, encode, model_inputs, read_examples, subsample, task_spec
+from distilkit.tasks.data import SELECTION, TaskData, collate, encode, model_inputs, read_split, subsample, task_spec
 from distilkit.tasks.heads import load_head_model, read_task_info
 from distilkit.tasks.own_data import OwnData, OwnDataFlags, encode_split, source_problems
-from distilkit.tasks.predict import headline, predict, predictions_name, render_predictions, score
+from distilkit.tasks.predict import (
+    NEAR_TRIVIAL_POINTS,
+    headline,
+    predict,
+    predictions_name,
+    render_predictions,
+    retention_meaningful,
+    score,
+    trivial_baseline,
+)
 from distilkit.train import loop
 
 log = logging.getLogger(__name__)
@@ -59,7 +68,7 @@ class EvaluateConfig(OwnDataFlags):
         except ConfigError as error:
             problems.append(str(error))
             task = None
-        problems += source_problems(self, task, [self.scored_split])
+        problems += source_problems(self, task, [self.scored_split] if self.split != SELECTION else [])
         for name in ("max_eval_samples", "max_len", "batch_size", "speed_batch_size", "speed_batches",
                      "speed_repeats", "speed_threads"):  # fmt: skip
             if getattr(self, name) is not None and getattr(self, name) < 1:
@@ -109,8 +118,10 @@ def evaluate_one(path: str, config: EvaluateConfig, runtime: loop.Runtime) -> Ev
         data = encode_split(spec, own, config.scored_split, tokenizer, max_len, stride, train=False,
                             sample=config.max_eval_samples, seed=config.seed, label_source="model's")  # fmt: skip
     else:
-        examples = subsample(read_examples(config.task, config.data, config.split, titles), config.max_eval_samples,
-                             config.seed)  # fmt: skip
+        recorded = info.get("selection")  # the split carved from train by finetune --selection-fraction
+        selection = (recorded["fraction"], recorded["seed"]) if recorded else None
+        examples = read_split(config.task, config.data, config.split, titles, selection)
+        examples = subsample(examples, config.max_eval_samples, config.seed)
         data = encode(spec, examples, tokenizer, max_len, stride, train=False)
     model.to(runtime.device)
     pad_id = tokenizer.pad_token_id or 0
@@ -192,12 +203,18 @@ def evaluate(config: EvaluateConfig, callback: Callable[[dict], None] | None = N
             scores = ", ".join(f"{name} {value:.4f}" for name, value in summary["metrics"].items())
             emit({"event": "stage", "stage": "evaluate", "message": f"{role} {path} on {summary['split']}: {scores}"})
     result: dict[str, Any] = {"task": spec.name, "split": runs[0].summary["split"], "model": runs[0].summary}
+    result["baseline"] = trivial_baseline(runs[0].data)
     if config.teacher is not None:
         emit({"event": "stage", "stage": "speed", "message": "timing teacher and student on the same inputs"})
         (student_seconds, teacher_seconds), (student_median, teacher_median) = measure_speed(runs, config, runtime)
         student_main, teacher_main = runs[0].summary["main_score"], runs[1].summary["main_score"]
         result["teacher"] = runs[1].summary
         result["retention"] = 100.0 * student_main / teacher_main if student_main is not None and teacher_main else None
+        baseline_main = result["baseline"]["main_score"] if result["baseline"] else None
+        result["retention_meaningful"] = retention_meaningful(spec.name, teacher_main, baseline_main)
+        if not result["retention_meaningful"]:
+            emit({"event": "note", "message": f"the teacher scores within {NEAR_TRIVIAL_POINTS:g} points of the "
+                  "trivial baseline: its quality retained is not meaningful"})  # fmt: skip
         result["speed"] = {
             "teacher_seconds": teacher_seconds, "student_seconds": student_seconds,
             "speedup": teacher_seconds / student_seconds, "speedup_median": teacher_median / student_median,

@@ -84,5 +84,9 @@ def test_cli_prints_a_table_and_writes_json(ship_models, tmp_path):
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     assert "teacher" in result.output and "student" in result.output and out.is_file()
+    # Not a terminal: every cell in full on its row ("teacher", not "teach…").
+    cells = [line.replace("│", " ").split() for line in result.output.splitlines()]
+    assert {(row[0], row[1]) for row in cells if len(row) > 2} >= {("teacher", "torch-fp32"), ("student", "torch-fp32")}
+    assert "…" not in result.output, result.output
     bad = CliRunner().invoke(app, ["bench", "--teacher", "x", "--student", "y", "--batch-sizes", "1,a"])
     assert bad.exit_code == 2 and "--batch-sizes must be comma-separated integers" in bad.output

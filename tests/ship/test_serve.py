@@ -6,6 +6,7 @@ import concurrent.futures
 import threading
 import time
 
+import numpy as np
 import pytest
 
 pytest.importorskip("fastapi", reason='needs the serve extra: pip install "distilkit[serve]"')
@@ -196,6 +197,38 @@ def test_embedding_model_returns_unit_vectors(ship_models):
     assert body["kind"] == "embedding"
     for prediction in body["predictions"]:
         assert prediction["dim"] == 32 and sum(x * x for x in prediction["embedding"]) == pytest.approx(1.0, abs=1e-4)
+
+
+SENTENCES = ["the sea", "she said that the old ship had a great heart and the house was good by the sea", "a whale"]
+
+
+@pytest.mark.parametrize(
+    ("pooling", "normalize", "max_seq_length"), [(("cls",), False, 8), (("mean",), True, None)], ids=["cls", "mean"]
+)
+def test_served_embedding_is_the_one_evaluate_scores(ship_models, tmp_path, pooling, normalize, max_seq_length):
+    """A sentence-transformers folder is served with its own pooling, normalisation and length, as `evaluate
+    --task sts` encodes it (the CLS model is unnormalised and truncates at 8 tokens, below the server's 128)."""
+    import shutil
+
+    from distilkit.embeddings import load_sentence_model
+    from distilkit.models.sentence import SentenceSpec, read_sentence_spec, write_sentence_files
+
+    folder = shutil.copytree(ship_models["embedding"], tmp_path / "st")
+    write_sentence_files(folder, SentenceSpec(pooling, normalize, max_seq_length), dimension=32, max_positions=64)
+    assert read_sentence_spec(folder).pooling == pooling
+    expected = load_sentence_model(folder).encode(SENTENCES)  # what evaluate --task sts scores
+    predictor = load_predictor("student", str(folder), "torch", threads=1)
+    with TestClient(create_app(ServeConfig("unused"), {"student": predictor})) as client:
+        body = client.post("/predict", json={"texts": SENTENCES}).json()
+        info = client.get("/info").json()["models"]["student"]
+    served = np.array([prediction["embedding"] for prediction in body["predictions"]])
+    assert served.shape == expected.shape == (3, 32)
+    np.testing.assert_allclose(served, expected, atol=2e-5)
+    assert info["pooling"] == list(pooling) and info["normalize"] is normalize
+    norms = np.linalg.norm(served, axis=1)
+    assert np.allclose(norms, 1.0, atol=1e-4) if normalize else not np.allclose(norms, 1.0, atol=1e-2)
+    if pooling == ("cls",):  # mean + normalise, what the server used to answer for every model, is visibly off
+        assert not np.allclose(served, load_sentence_model(ship_models["embedding"]).encode(SENTENCES), atol=1e-3)
 
 
 def test_token_classification_returns_entities_with_spans(ship_models):

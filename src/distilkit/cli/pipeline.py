@@ -12,6 +12,10 @@ from rich.table import Table
 from distilkit.cli.app import TrainProgress, app, out_console
 from distilkit.cli.app import run_command as _run
 
+EXCLUDE_HELP = ("Evaluation data to keep out of the training text (repeat the flag): a GLUE task folder or root, a "
+                "SQuAD or CoNLL folder, or .txt/.csv/.tsv/.jsonl/.parquet/.json files. Lines that contain one of its "
+                "texts or share a 13-word run with one are dropped.")  # fmt: skip
+
 
 # ---------------------------------------------------------------- prepare
 @app.command()
@@ -24,6 +28,8 @@ def prepare(
     batch_lines: Annotated[int, typer.Option(help="Lines tokenized per batch.")] = 2048,
     workers: Annotated[int, typer.Option(help="Tokenizer threads (0 = all cores).")] = 0,
     max_sequences: Annotated[int | None, typer.Option(help="Stop after this many sequences.")] = None,
+    exclude: Annotated[list[Path] | None, typer.Option(help=EXCLUDE_HELP)] = None,
+    exclude_ngram: Annotated[int, typer.Option(help="Words in a run shared with an evaluation text.")] = 13,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing output directory.")] = False,
 ) -> None:
     """Tokenize a raw text corpus with the teacher's tokenizer into memory-mapped arrays."""
@@ -34,10 +40,16 @@ def prepare(
         config = PrepareConfig(
             teacher, tuple(str(c) for c in corpus), str(out), max_len=max_len, min_len=min_len,
             batch_lines=batch_lines, workers=workers, max_sequences=max_sequences, overwrite=overwrite,
+            exclude=tuple(str(path) for path in exclude or ()), exclude_ngram=exclude_ngram,
         )  # fmt: skip
         return run_prepare(config, progress=lambda p: bar({"event": "prepare", **p}))
 
     stats = _run(go)
+    if stats.get("excluded"):
+        dropped = stats["excluded"]["dropped"]
+        texts = stats["excluded"]["evaluation_texts"]
+        lines = ", ".join(f"{n:,} line(s) of {name}" for name, n in dropped.items())
+        out_console.print(f"--exclude: {texts:,} evaluation texts; dropped {lines}", markup=False)
     out_console.print(
         f"wrote {stats['n_sequences']:,} sequences, {stats['n_tokens']:,} tokens to {out} "
         f"({stats['tokens_per_second']:,.0f} tokens/s)"

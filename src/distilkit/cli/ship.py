@@ -6,7 +6,9 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich import box
 from rich.table import Table
+from rich.text import Text
 
 from distilkit.cli.app import TrainProgress, app, out_console
 from distilkit.cli.app import run_command as _run
@@ -39,7 +41,7 @@ def bench(
     out: Annotated[Path | None, typer.Option(help="Write the results JSON here.")] = None,
 ) -> None:
     """Parameters, size, latency and throughput of teacher and student on every backend, and GFLOP/s vs peak."""
-    from distilkit.bench import BenchConfig
+    from distilkit.bench import BenchConfig, summary_rows
     from distilkit.bench import bench as run_bench
 
     def go(bar: TrainProgress) -> dict:
@@ -52,29 +54,39 @@ def bench(
 
     results = _run(go)
     out_console.print(bench_table(results))
+    for row in summary_rows(results):  # below the table, where a long reason does not squeeze the figures
+        if row["status"] != "ok":
+            out_console.print(Text(f"{row['model']} {row['backend']} skipped: {row['reason']}", style="dim"))
     if out:
         out_console.print(f"results: {out}")
 
 
 def bench_table(results: dict[str, Any]) -> Table:
+    """Teacher and student per backend; skipped backends say only "skipped" (``bench`` prints why below)."""
     from distilkit.bench import summary_rows
 
     rows = summary_rows(results)
     small, large = rows[0]["small"], rows[0]["large"]
     table = Table(
         title=f"seq len {results['config']['seq_len']}, {results['machine']['threads']} threads, "
-        f"fp32 matmul peak {results['peak']['gflops']:,.0f} GFLOP/s"
+        f"fp32 matmul peak {results['peak']['gflops']:,.0f} GFLOP/s",
+        box=box.SIMPLE_HEAD,
+        show_edge=False,
+        pad_edge=False,
+        collapse_padding=True,
     )
-    for column in ("model", "backend", "MiB", f"p50 ms b={small}", f"p95 ms b={small}", f"seq/s b={large}",
-                   "GFLOP/s", "of peak", "× teacher"):  # fmt: skip
-        table.add_column(column, justify="left" if column in ("model", "backend") else "right")
+    # Off a terminal (a log, a pipe, CI) the console is as wide as the table needs (cli.app.OutputConsole):
+    # nothing is cut. Two-line headers and no vertical rules keep it within 80 columns on a terminal too.
+    for column in ("model", "backend", "MiB", f"p50 ms\nb={small}", f"p95 ms\nb={small}", f"seq/s\nb={large}",
+                   "GFLOP/s", "of\npeak", "×\nteacher"):  # fmt: skip
+        table.add_column(column, justify="left" if column in ("model", "backend") else "right", no_wrap=True)
     for row in rows:
         size = f"{(row['bytes'] or 0) / 2**20:.1f}"
-        if row["status"] != "ok":
-            table.add_row(row["model"], row["backend"], "", f"[dim]skipped: {row['reason']}[/]")
+        if row["status"] != "ok":  # the reason is printed below the table (`bench`)
+            table.add_row(Text(row["model"]), Text(row["backend"]), "", Text("skipped", style="dim"))
             continue
         table.add_row(
-            row["model"], row["backend"], size, f"{row['p50_ms']:.1f}", f"{row['p95_ms']:.1f}",
+            Text(row["model"]), Text(row["backend"]), size, f"{row['p50_ms']:.1f}", f"{row['p95_ms']:.1f}",
             f"{row['sequences_per_s']:.1f}", f"{row['gflops']:.0f}", f"{row['peak_fraction']:.0%}",
             f"{row['speedup']:.2f}" if row["speedup"] else "",
         )  # fmt: skip

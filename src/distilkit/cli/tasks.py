@@ -46,7 +46,12 @@ MaxSteps = Annotated[int | None, typer.Option(help="Optimizer steps (overrides -
 Budget = Annotated[float | None, typer.Option(help="Stop training after this many seconds (model still saved).")]
 MaxTrain = Annotated[int | None, typer.Option(help="Train on a seeded sample of this many examples.")]
 MaxEval = Annotated[int | None, typer.Option(help="Evaluate on a seeded sample of this many examples.")]
-EvalSplit = Annotated[str, typer.Option(help="Split scored after training: dev, test, ... or none.")]
+EvalSplit = Annotated[str, typer.Option(help="Split scored after training: dev, test, selection, ... or none.")]
+SelectionFraction = Annotated[
+    float, typer.Option(help="Hold out this fraction of train as the 'selection' split to choose settings on.")
+]
+EveryEpoch = Annotated[bool, typer.Option(help="Score --eval-split after every epoch too (learning curve).")]
+SelectionSeed = Annotated[int, typer.Option(help="Seed of the selection split (apart from --seed).")]
 SquadFraction = Annotated[float, typer.Option(help="SQuAD without train file: fraction of dev articles held out.")]
 Seed = Annotated[int, typer.Option(help="Random seed.")]
 Precision = Annotated[str, typer.Option(help="auto, fp32, bf16 or fp16.")]
@@ -56,6 +61,10 @@ EvalBatch = Annotated[int, typer.Option(help="Batch size when scoring.")]
 LogEvery = Annotated[int, typer.Option(help="Keep every N-th step in train_log.jsonl.")]
 MaxBad = Annotated[int, typer.Option(help="Stop after N non-finite steps in a row.")]
 
+EXCLUDE_HELP = (
+    "Evaluation data to keep out of --unlabeled and --augment rows (repeat the flag): a GLUE task folder, a "
+    "SQuAD/CoNLL folder or text/table files; rows containing one of its texts are dropped."
+)
 UNLABELED_HELP = (
     "Unlabeled in-domain text the teacher labels (soft targets only): .txt one input per line (pairs "
     "tab-separated), or .csv/.tsv/.jsonl/.parquet with a text column. Sequence tasks."
@@ -101,6 +110,11 @@ def finetune(
     max_train_samples: MaxTrain = None,
     max_eval_samples: MaxEval = None,
     eval_split: EvalSplit = "dev",
+    selection_fraction: SelectionFraction = 0.0,
+    selection_seed: SelectionSeed = 0,
+    eval_every_epoch: Annotated[
+        bool, typer.Option(help="Score --eval-split after every epoch (learning curve).")
+    ] = False,
     squad_dev_fraction: SquadFraction = 0.2,
     seed: Seed = 42,
     eval_batch_size: EvalBatch = 64,
@@ -155,6 +169,8 @@ def task_distill(
     augment: Annotated[
         int, typer.Option(help="Perturbed copies of each training input the teacher labels (soft targets only).")
     ] = 0,
+    exclude: Annotated[list[str] | None, typer.Option(help=EXCLUDE_HELP)] = None,
+    exclude_ngram: Annotated[int, typer.Option(help="Words in a run shared with an evaluation text.")] = 13,
     max_len: MaxLen = None,
     stride: Stride = 128,
     batch_size: BatchSize = 32,
@@ -168,6 +184,11 @@ def task_distill(
     max_train_samples: MaxTrain = None,
     max_eval_samples: MaxEval = None,
     eval_split: EvalSplit = "dev",
+    selection_fraction: SelectionFraction = 0.0,
+    selection_seed: SelectionSeed = 0,
+    eval_every_epoch: Annotated[
+        bool, typer.Option(help="Score --eval-split after every epoch (learning curve).")
+    ] = False,
     squad_dev_fraction: SquadFraction = 0.2,
     seed: Seed = 42,
     eval_batch_size: EvalBatch = 64,
@@ -194,7 +215,9 @@ def evaluate(
     model: Annotated[str, typer.Option(help="Fine-tuned model dir (finetune / task-distill output).")],
     task: Task,
     data: Data = None,
-    split: Annotated[str, typer.Option(help="dev (SQuAD: held-out articles), test, test_with_scores (STS-B).")] = "dev",
+    split: Annotated[
+        str, typer.Option(help="dev (SQuAD: held-out articles), test, test_with_scores (STS-B), selection.")
+    ] = "dev",
     teacher: Annotated[str | None, typer.Option(help="Teacher to compare with: retention and speed-up.")] = None,
     out: Annotated[Path | None, typer.Option(help="Write evaluation.json and predictions here.")] = None,
     max_eval_samples: MaxEval = None,
@@ -260,18 +283,27 @@ def _evaluate_sts(
 
 def evaluation_table(result: dict) -> Table:
     """Metrics per model; with a teacher also retention (%) and speed-up."""
-    columns = [("student" if "teacher" in result else "model", result["model"])]
+    columns = [("student" if "teacher" in result else "model", result["model"])]  # one model: not a "student"
     if "teacher" in result:
         columns.insert(0, ("teacher", result["teacher"]))
     table = Table(title=f"{result['task']} — {result['split']}, {result['model']['examples']} examples")
     table.add_column("")
     for name, summary in columns:
         table.add_column(f"{name}\n{summary['path']}", justify="right")
+    baseline = result.get("baseline")
+    if baseline:  # the reference point beside every score (#15)
+        table.add_column(f"trivial baseline\n{baseline['predictor']}", justify="right")
     for metric in result["model"]["metrics"]:
-        table.add_row(metric, *(f"{summary['metrics'][metric]:.4f}" for _, summary in columns))
+        cells = [f"{summary['metrics'][metric]:.4f}" for _, summary in columns]
+        cells += [f"{baseline['metrics'].get(metric, float('nan')):.4f}"] if baseline else []
+        table.add_row(metric, *cells)
     if "teacher" in result:
-        table.add_row("parameters", *(f"{summary['parameters'] / 1e6:.1f} M" for _, summary in columns))
+        extra = [""] if baseline else []
+        table.add_row("parameters", *(f"{summary['parameters'] / 1e6:.1f} M" for _, summary in columns), *extra)
         retention = result["retention"]
-        table.add_row("quality retained", "100.0%", f"{retention:.1f}%" if retention is not None else "n/a")
-        table.add_row("speed-up", "1.00×", f"{result['speed']['speedup']:.2f}×")
+        shown = f"{retention:.1f}%" if retention is not None else "n/a"
+        if not result.get("retention_meaningful", True):
+            shown += " (teacher near trivial: not meaningful)"
+        table.add_row("quality retained", "100.0%", shown, *extra)
+        table.add_row("speed-up", "1.00×", f"{result['speed']['speedup']:.2f}×", *extra)
     return table

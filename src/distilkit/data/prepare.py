@@ -8,23 +8,21 @@ with the corpus in memory, so a corpus larger than RAM works. ``dataset.py`` rea
 
 from __future__ import annotations
 
-import codecs
 import contextlib
-import gzip
-import io
 import itertools
 import logging
 import os
 import time
-import zlib
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 import numpy as np
 
+from distilkit.data.corpus import LineBatch, check_source, read_batches
+from distilkit.data.decontam import build_exclusion
 from distilkit.errors import ConfigError, DataError, DistilkitError, ModelError
 from distilkit.io import atomic_dir, read_json, write_json
 
@@ -32,8 +30,6 @@ log = logging.getLogger(__name__)
 
 FORMAT = "distilkit-tokens/1"
 DATA_FILES = ("meta.json", "tokens.bin", "offsets.npy", "token_counts.npy")
-SNIFF_BYTES = 1 << 16  # how much of each file is checked for text before any work starts
-GZIP_MAGIC = b"\x1f\x8b"
 
 
 @dataclass(frozen=True)
@@ -48,6 +44,10 @@ class PrepareConfig:
     batch_lines: int = 2048  # lines per tokenizer call: large enough to amortise the call, small in memory
     workers: int = 0  # 0 = the tokenizers library's thread pool (all cores); N = exactly N threads
     max_sequences: int | None = None  # stop after this many sequences (quick runs)
+    # Evaluation data to keep out of the corpus (GLUE task dirs, SQuAD/CoNLL folders, text/table files): a line
+    # that contains one of its texts or shares an `exclude_ngram`-word run with one is dropped (data/decontam.py).
+    exclude: tuple[str, ...] = ()
+    exclude_ngram: int = 13  # GPT-3's decontamination n-gram
     overwrite: bool = False
 
     def __post_init__(self) -> None:
@@ -55,6 +55,7 @@ class PrepareConfig:
         if isinstance(corpus, (str, os.PathLike)):
             corpus = (corpus,)
         object.__setattr__(self, "corpus", tuple(str(path) for path in corpus))
+        object.__setattr__(self, "exclude", tuple(str(path) for path in self.exclude))
         object.__setattr__(self, "out", str(self.out))
         problems = []
         if not self.corpus:
@@ -74,6 +75,9 @@ class PrepareConfig:
             problems.append(f"workers must be >= 0 (got {self.workers})")
         if self.max_sequences is not None and self.max_sequences < 1:
             problems.append(f"max_sequences must be >= 1 (got {self.max_sequences})")
+        problems += [f"--exclude path not found: {path}" for path in self.exclude if not Path(path).exists()]
+        if self.exclude_ngram < 3:
+            problems.append(f"exclude_ngram must be >= 3 (got {self.exclude_ngram})")
         if Path(self.out).is_file():
             problems.append(f"output path {self.out} is a file, not a directory")
         if problems:
@@ -86,78 +90,6 @@ def demo_corpus_path() -> Path:
     if not path.is_file():
         raise DataError(f"the demo corpus {path} is missing from this installation — reinstall distilkit")
     return path
-
-
-# ---------------------------------------------------------------------------------------------
-# Reading: text lines, streamed, with every way a file can be bad turned into one DataError.
-
-
-@contextlib.contextmanager
-def _open_source(path: Path) -> Iterator[tuple[BinaryIO, BinaryIO]]:
-    """Yield (raw file, decompressed stream); gzip is detected by its magic bytes or a .gz name."""
-    try:
-        with open(path, "rb") as raw:
-            is_gzip = raw.read(2) == GZIP_MAGIC
-            raw.seek(0)
-            if path.suffix == ".gz" and not is_gzip:
-                raise DataError(f"{path} has a .gz name but is not gzip data — decompress or rename it")
-            yield raw, (gzip.GzipFile(fileobj=raw, mode="rb") if is_gzip else raw)
-    except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
-        raise DataError(f"{path} is a corrupt or truncated gzip file ({exc})") from None
-    except UnicodeDecodeError as exc:
-        raise DataError(f"{path} is not UTF-8 text ({exc.reason} at byte {exc.start}) — convert it to UTF-8") from None
-    except OSError as exc:
-        raise DataError(f"cannot read {path}: {exc.strerror or exc}") from None
-
-
-def _check_source(path: Path) -> None:
-    """Fail before any work if a file is empty, binary or not gzip after all (its first 64 KiB)."""
-    with _open_source(path) as (_, stream):
-        head = stream.read(SNIFF_BYTES)
-        text = codecs.getincrementaldecoder("utf-8-sig")().decode(head, final=len(head) < SNIFF_BYTES)
-    if b"\x00" in head:
-        raise DataError(f"{path} is not UTF-8 text (it contains NUL bytes: binary data?)")
-    if not text.strip() and len(head) < SNIFF_BYTES:
-        raise DataError(f"{path} has no usable text — it is empty or blank")
-
-
-def _text_lines(path: Path, stream: BinaryIO) -> Iterator[str]:
-    """The stripped lines of one decompressed stream (blank lines as ''); strict UTF-8, no NUL bytes."""
-    text = io.TextIOWrapper(stream, encoding="utf-8-sig", errors="strict", newline=None)
-    for line_number, line in enumerate(text, start=1):
-        if "\x00" in line:
-            raise DataError(f"{path} is not UTF-8 text (NUL byte on line {line_number}: binary data?)")
-        yield line.strip()
-
-
-@dataclass
-class _Batch:
-    lines: list[str]  # non-blank lines to tokenize
-    lines_read: int  # lines consumed from the corpus for this batch, blank ones included
-    bytes_done: int  # corpus bytes consumed up to the end of this batch (all files)
-
-
-def _read_batches(sources: list[tuple[Path, int]], batch_lines: int) -> Iterator[_Batch]:
-    """Stream the corpus as batches of at most ``batch_lines`` non-blank lines (a batch never spans files)."""
-    bytes_before = 0
-    for path, size in sources:
-        lines: list[str] = []
-        lines_read = 0
-        has_text = False
-        with _open_source(path) as (raw, stream):
-            for line in _text_lines(path, stream):
-                lines_read += 1
-                if line:
-                    lines.append(line)
-                    has_text = True
-                    if len(lines) == batch_lines:
-                        yield _Batch(lines, lines_read, bytes_before + raw.tell())
-                        lines, lines_read = [], 0
-        if not has_text:
-            raise DataError(f"{path} has no usable text — every line is blank")
-        bytes_before += size
-        if lines_read:
-            yield _Batch(lines, lines_read, bytes_before)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -241,8 +173,8 @@ def _rust_threads_off() -> Iterator[None]:
 
 
 def _tokenized(
-    batches: Iterator[_Batch], tokenizer_json: str, splitter: _Splitter, workers: int
-) -> Iterator[tuple[_Batch, tuple[np.ndarray, np.ndarray, int]]]:
+    batches: Iterator[LineBatch], tokenizer_json: str, splitter: _Splitter, workers: int
+) -> Iterator[tuple[LineBatch, tuple[np.ndarray, np.ndarray, int]]]:
     """Tokenize batches in order: one call using the Rust thread pool (``workers=0``), or the batch
     cut into ``workers`` slices encoded by as many Python threads with Rust's pool turned off.
 
@@ -298,7 +230,7 @@ def _write_offsets(lengths_path: Path, offsets_path: Path, n_sequences: int, chu
 
 def _write_tokens(
     directory: Path,
-    results: Iterator[tuple[_Batch, tuple[np.ndarray, np.ndarray, int]]],
+    results: Iterator[tuple[LineBatch, tuple[np.ndarray, np.ndarray, int]]],
     config: PrepareConfig,
     totals: _Totals,
     progress: Callable[[dict], None] | None,
@@ -353,7 +285,7 @@ def prepare(config: PrepareConfig, progress: Callable[[dict], None] | None = Non
     started = time.perf_counter()
     paths = [Path(path) for path in config.corpus]
     for path in paths:
-        _check_source(path)  # every file, before hours of work on the first one
+        check_source(path)  # every file, before hours of work on the first one
     sources = [(path, path.stat().st_size) for path in paths]
     tokenizer_path = resolve_model_path(config.teacher)
     tokenizer = load_tokenizer(tokenizer_path)
@@ -365,10 +297,11 @@ def prepare(config: PrepareConfig, progress: Callable[[dict], None] | None = Non
     splitter = _Splitter(config.max_len, config.min_len, special_ids["cls"], special_ids["sep"], dtype)
     totals = _Totals(np.zeros(vocab_size, dtype=np.int64), np.zeros(config.max_len + 1, dtype=np.int64))
     total_bytes = sum(size for _, size in sources)
+    exclusion = build_exclusion(config.exclude, config.exclude_ngram)
     try:
         with atomic_dir(config.out, overwrite=config.overwrite) as directory:
             stream_started = time.perf_counter()
-            batches = _read_batches(sources, config.batch_lines)
+            batches = read_batches(sources, config.batch_lines, exclusion)
             results = _tokenized(batches, tokenizer.backend_tokenizer.to_str(), splitter, config.workers)
             with contextlib.closing(results):  # ends the threads even when max_sequences stops early
                 _write_tokens(directory, results, config, totals, progress, total_bytes)
@@ -392,12 +325,15 @@ def prepare(config: PrepareConfig, progress: Callable[[dict], None] | None = Non
                 "stream_seconds": round(stream_seconds, 3),  # read → tokenize → write
                 "tokens_per_second": round(totals.n_tokens / max(stream_seconds, 1e-9), 1),  # over stream_seconds
                 "length_histogram": totals.length_histogram.tolist(),  # [n] = sequences of n tokens
+                "excluded": exclusion.record() if exclusion else None,  # --exclude: texts, dropped lines per file
                 "config": asdict(config),
                 "versions": _versions(),
             }
             write_json(directory / "meta.json", meta)
     except OSError as exc:  # reading errors are DataErrors by now: this is the output side
         raise DistilkitError(f"cannot write {config.out}: {exc.strerror or exc}") from None
+    if exclusion is not None:
+        log.info(exclusion.summary())
     log.info("prepared %d sequences, %d tokens in %s", totals.n_sequences, totals.n_tokens, config.out)
     return meta
 

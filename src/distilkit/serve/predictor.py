@@ -1,7 +1,9 @@
 """What one model answers: tokenise a batch of inputs, run it (PyTorch or ONNX Runtime), decode per kind.
 
-Kinds (see `distilkit.export.model_kind`): embedding → L2-normalised mean-pooled vector; classification →
-label and probabilities; token-classification → entities with character spans; qa → answer text.
+Kinds (see `distilkit.export.model_kind`): embedding → the sentence embedding `distilkit evaluate --task sts`
+scores (pooling, normalisation, lower-casing and length from the model's sentence-transformers config, via
+`distilkit.models.sentence`); classification → label and probabilities; token-classification → entities with
+character spans; qa → answer text.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import numpy as np
 import torch
 
 from distilkit.errors import ConfigError
+from distilkit.models.sentence import SentenceSpec, embed, pool
 
 Item = str | tuple[str, str]  # a text, or (question, context) for QA
 _TAG = re.compile(r"O|[BIES]-.+")
@@ -33,6 +36,7 @@ class Predictor:
     model: Any = None  # the PyTorch model (backend torch)
     session: Any = None  # the ONNX Runtime session (backend onnx)
     info: dict[str, Any] = field(default_factory=dict)
+    sentence: SentenceSpec = field(default_factory=SentenceSpec)  # embedding models: how token states are pooled
 
     def check(self, item: Item) -> str | None:
         """Why this item cannot be answered (beyond the server's size limits), or None."""
@@ -58,16 +62,17 @@ class Predictor:
         if self.kind == "qa":
             return self._answers(items)
         offsets = self.kind == "token-classification"
+        texts = list(items)
+        if self.kind == "embedding" and self.sentence.do_lower_case:
+            texts = [text.lower() for text in texts]
         encoded = self.tokenizer(
-            list(items), padding=True, truncation=True, max_length=self.max_len, return_tensors="np",
+            texts, padding=True, truncation=True, max_length=self.max_len, return_tensors="np",
             return_offsets_mapping=offsets,
         )  # fmt: skip
         outputs = self.run(dict(encoded))
         if self.kind == "embedding":
-            hidden, mask = outputs["last_hidden_state"], encoded["attention_mask"][..., None]
-            pooled = (hidden * mask).sum(1) / np.maximum(mask.sum(1), 1e-9)
-            pooled /= np.maximum(np.linalg.norm(pooled, axis=-1, keepdims=True), 1e-12)
-            return [{"embedding": [round(float(x), 6) for x in row], "dim": len(row)} for row in pooled]
+            vectors = sentence_embeddings(outputs["last_hidden_state"], encoded["attention_mask"], self.sentence)
+            return [{"embedding": [round(float(x), 6) for x in row], "dim": len(row)} for row in vectors]
         if self.kind == "classification":
             return [self._label(row) for row in outputs["logits"]]
         return [self._entities(text, encoded, i, outputs["logits"][i]) for i, text in enumerate(items)]
@@ -124,6 +129,12 @@ class Predictor:
         return [{"answer": answers[example.id]} for example in examples]
 
 
+def sentence_embeddings(hidden: np.ndarray, attention_mask: np.ndarray, spec: SentenceSpec) -> np.ndarray:
+    """(B, L, d) token states → (B, d') sentence embeddings, pooled as ``evaluate``/``embeddings.encode`` pool."""
+    states, mask = torch.as_tensor(np.asarray(hidden, np.float32)), torch.as_tensor(np.asarray(attention_mask))
+    return embed(pool(states, mask, spec.pooling), spec).numpy()
+
+
 def load_predictor(name: str, model_dir: str, backend: str = "auto", max_len: int = 128, threads: int = 0) -> Predictor:
     """Load ``model_dir`` for serving. backend auto: ONNX (int8 first) when the folder holds an export, else PyTorch."""
     from distilkit.bench import weights_bytes
@@ -137,6 +148,7 @@ def load_predictor(name: str, model_dir: str, backend: str = "auto", max_len: in
         ort_session,
         read_task,
     )
+    from distilkit.models.sentence import read_sentence_spec
     from distilkit.models.teacher import hidden_size, load_config, load_tokenizer, num_layers, resolve_model_path
 
     path = resolve_model_path(model_dir)
@@ -147,21 +159,28 @@ def load_predictor(name: str, model_dir: str, backend: str = "auto", max_len: in
             f"--backend onnx: {path} holds no model.onnx — make one with `distilkit export --format onnx`"
         )
     length = min(QA_MAX_LEN if kind == "qa" else max_len, max_tokens(config))
+    sentence = read_sentence_spec(path) if kind == "embedding" else SentenceSpec()
+    if kind == "embedding":  # never past the length the model's sentence config truncates at
+        length = min(length, sentence.max_length(config, tokenizer))
     info: dict[str, Any] = {
         "dir": str(path), "kind": kind, "task": read_task(path), "model_type": config.model_type,
         "layers": num_layers(config), "hidden": hidden_size(config), "max_len": length,
         "id2label": {int(k): v for k, v in (getattr(config, "id2label", None) or {}).items()} if kind != "embedding"
         else None,
     }  # fmt: skip
+    if kind == "embedding":
+        info.update(pooling=list(sentence.pooling), normalize=sentence.normalize)
     if graph is not None:
         session = ort_session(graph, threads)
         info.update(backend=f"onnxruntime ({graph.name})", inputs=[i.name for i in session.get_inputs()])
         info.update(bytes=graph.stat().st_size, params=onnx_parameters(graph))
-        return Predictor(name, str(path), kind, "onnx", length, tokenizer, session=session, info=info)
+        return Predictor(
+            name, str(path), kind, "onnx", length, tokenizer, session=session, info=info, sentence=sentence
+        )
     model = load_task_model(path, kind)
     info.update(backend="pytorch fp32", inputs=input_names(model, tokenizer), params=count_parameters(model))
     info["bytes"] = weights_bytes(path)
-    return Predictor(name, str(path), kind, "torch", length, tokenizer, model=model, info=info)
+    return Predictor(name, str(path), kind, "torch", length, tokenizer, model=model, info=info, sentence=sentence)
 
 
 def onnx_parameters(path) -> int:

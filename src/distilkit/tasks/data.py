@@ -110,6 +110,35 @@ def read_examples(task: str, data: str | Path, split: str, heldout_titles: Seque
     return glue.read_glue(task, data, split)
 
 
+SELECTION = "selection"  # the split carved from train for every choice (epochs, lr, layers, corpus) — #15
+
+
+def carve_selection(examples: list, fraction: float, seed: int) -> tuple[list, list]:
+    """(train, selection): a seeded `fraction` of the training examples held out to choose settings on, so the
+    reported split is scored once per pinned configuration. SQuAD questions are held out by article (a question's
+    context must not be trained on); other examples one by one. File order is kept in both parts."""
+    keys = [getattr(example, "title", index) for index, example in enumerate(examples)]
+    groups = list(dict.fromkeys(keys))
+    count = max(1, round(fraction * len(groups)))
+    held = set(random.Random(seed).sample(groups, count)) if len(groups) > 1 else set()
+    train = [example for example, key in zip(examples, keys, strict=True) if key not in held]
+    return train, [example for example, key in zip(examples, keys, strict=True) if key in held]
+
+
+def read_split(
+    task: str, data: str | Path, split: str, heldout_titles: Sequence[str] | None = None,
+    selection: tuple[float, int] | None = None,
+) -> list:  # fmt: skip
+    """read_examples, where `selection` = (fraction, seed) carves train into "train" and "selection" parts."""
+    if split == SELECTION and selection is None:
+        raise ConfigError("the selection split is carved from train by --selection-fraction: this model was "
+                          "trained without one")  # fmt: skip
+    if selection is None or split not in ("train", SELECTION):
+        return read_examples(task, data, split, heldout_titles)
+    kept, held = carve_selection(read_examples(task, data, "train", heldout_titles), *selection)
+    return kept if split == "train" else held
+
+
 def conll_file(root: Path, split: str) -> Path:
     names = CONLL_FILES.get({"validation": "dev", "valid": "dev"}.get(split, split))
     if names is None:

@@ -21,13 +21,14 @@ from distilkit.io import atomic_dir, atomic_write_text, write_json
 from distilkit.models.teacher import load_tokenizer
 from distilkit.tasks.data import (
     HUB_PREFIX,
+    SELECTION,
     TaskData,
     TaskSpec,
     collate,
     encode,
     labels_from_data,
     ner_labels,
-    read_examples,
+    read_split,
     squad_article_split,
     subsample,
     task_spec,
@@ -69,6 +70,11 @@ class TaskTrainConfig(OwnDataFlags):
     max_train_samples: int | None = None  # train on a seeded sample of this many examples (CPU budget)
     max_eval_samples: int | None = None  # evaluate on a seeded sample of this many examples
     eval_split: str = "dev"  # evaluated after training; "none" skips. SQuAD "dev": the held-out articles
+    # Hold out this fraction of train as the "selection" split (--eval-split selection scores it): choose
+    # epochs, lr and the rest there, and score the reported split once per pinned configuration. Benchmark data.
+    selection_fraction: float = 0.0
+    selection_seed: int = 0  # fixed apart from --seed, so every training seed holds out the same examples
+    eval_every_epoch: bool = False  # score --eval-split after every epoch too: the learning curve (train_log.jsonl)
     squad_dev_fraction: float = 0.2  # SQuAD without a train file: fraction of dev articles held out
     seed: int = 42  # transformers examples
     eval_batch_size: int = 64
@@ -104,7 +110,14 @@ class TaskTrainConfig(OwnDataFlags):
             problems.append("--squad-dev-fraction must be in (0, 1)")
         if self.eval_split == "train":
             problems.append("--eval-split train would score the training data — use dev, test or none")
-        splits = ["train"] + ([self.eval_split] if self.eval_split not in ("none", "train") else [])
+        if not 0 <= self.selection_fraction < 1:
+            problems.append("--selection-fraction must be in [0, 1)")
+        if self.selection_fraction and (self.data is None or str(self.data).startswith(HUB_PREFIX)):
+            problems.append("--selection-fraction carves benchmark data (--data); with your own files give a "
+                            "--dev file carved from your training data")  # fmt: skip
+        if self.eval_split == SELECTION and not self.selection_fraction:
+            problems.append("--eval-split selection needs --selection-fraction")
+        splits = ["train"] + ([self.eval_split] if self.eval_split not in ("none", "train", SELECTION) else [])
         return problems + source_problems(self, self.task if kind else None, splits)
 
     def __post_init__(self) -> None:
@@ -114,6 +127,10 @@ class TaskTrainConfig(OwnDataFlags):
 
     def resolved_max_len(self, spec: TaskSpec) -> int:
         return self.max_len or spec.default_max_len
+
+    @property
+    def selection(self) -> tuple[float, int] | None:
+        return (self.selection_fraction, self.selection_seed) if self.selection_fraction else None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -156,7 +173,8 @@ def prepare_data(
     own = OwnData.of(config)
     if own is not None:
         return prepare_own_data(config, own, tokenizer, labels, keep_text)
-    train_examples = read_examples(config.task, config.data, "train", heldout)
+    selection = config.selection
+    train_examples = read_split(config.task, config.data, "train", heldout, selection)
     if task_spec(config.task).kind == "token" and labels is None:
         labels = ner_labels(train_examples)
     spec = task_spec(config.task, labels)
@@ -165,7 +183,7 @@ def prepare_data(
     train = encode(spec, train_examples, tokenizer, max_len, config.stride, train=True)
     if config.eval_split == "none":
         return train, None
-    eval_examples = read_examples(config.task, config.data, config.eval_split, heldout)
+    eval_examples = read_split(config.task, config.data, config.eval_split, heldout, selection)
     eval_examples = subsample(eval_examples, config.max_eval_samples, config.seed)
     return train, encode(spec, eval_examples, tokenizer, max_len, config.stride, train=False)
 
@@ -201,6 +219,7 @@ class Fitted:
     planned_steps: int
     stopped_early: bool
     records: list[dict]
+    per_epoch: int = 1  # optimizer steps per epoch
 
 
 def fit(
@@ -212,6 +231,7 @@ def fit(
     pad_id: int,
     emit: Callable[[dict], None],
     command: str = "finetune",
+    eval_data: TaskData | None = None,
 ) -> Fitted:
     """Train `model` on `train` with `loss_fn(model, batch) -> (total, terms)`.
 
@@ -259,12 +279,27 @@ def fit(
         emit({"event": "step", **record, "total_steps": total_steps})
         if bad_streak >= config.max_bad_steps:
             raise TrainingError(f"{bad_streak} steps in a row had a non-finite loss or gradient — lower --lr")
+        if config.eval_every_epoch and eval_data is not None and step % per_epoch == 0 and step < total_steps:
+            records.append(epoch_score(model, eval_data, runtime, pad_id, config, step // per_epoch, step, emit))
         if config.time_budget is not None and elapsed > config.time_budget and step < total_steps:
             emit({"event": "note", "message": f"time budget reached after {step} of {total_steps} steps"})
             break
     if step < planned:
         emit({"event": "note", "message": f"trained {step} of {planned} planned steps within --time-budget"})
-    return Fitted(step, planned, step < planned, records)
+    return Fitted(step, planned, step < planned, records, per_epoch)
+
+
+def epoch_score(
+    model: nn.Module, eval_data: TaskData, runtime: loop.Runtime, pad_id: int, config: TaskTrainConfig, epoch: int,
+    step: int, emit: Callable[[dict], None],
+) -> dict:  # fmt: skip
+    """One point of the learning curve: the model scored on the evaluation split after `epoch` epochs."""
+    metrics, _ = score(eval_data, predict(model, eval_data, runtime, pad_id, config.eval_batch_size))
+    model.train()
+    main = headline(eval_data.spec.name, metrics)
+    emit({"event": "note", "message": f"epoch {epoch}: {config.eval_split} main score {main:.4f}"})
+    return {"event": "epoch_eval", "epoch": epoch, "step": step, "split": config.eval_split, "metrics": metrics,
+            "main_score": main}  # fmt: skip
 
 
 def evaluate_and_save(
@@ -290,9 +325,15 @@ def evaluate_and_save(
     info = {
         **info, "task": spec.name, "kind": spec.kind, "labels": list(spec.labels),
         "max_len": config.resolved_max_len(spec), "stride": config.stride, "eval_split": config.eval_split,
+        "selection": {"fraction": config.selection_fraction, "seed": config.selection_seed}
+        if config.selection else None,
         "eval_examples": len(eval_data.examples) if eval_data is not None else 0, "metrics": metrics,
         "main_score": main, "training": {"steps": fitted.steps, "planned_steps": fitted.planned_steps,
                                           "stopped_early": fitted.stopped_early},
+        "learning_curve": [{"epoch": r["epoch"], "step": r["step"], "main_score": r["main_score"]}
+                           for r in fitted.records if r.get("event") == "epoch_eval"]
+        + ([{"epoch": fitted.steps / max(1, fitted.per_epoch), "step": fitted.steps, "main_score": main}]
+           if main is not None else []),
         "command": command, "config": asdict(config), "versions": versions(),
     }  # fmt: skip
     with atomic_dir(config.out, overwrite=config.overwrite) as tmp:
@@ -348,7 +389,7 @@ def finetune(config: FinetuneConfig, callback: Callable[[dict], None] | None = N
         loss = task_loss(train.spec, head_logits(train.spec, forward(model, batch)), batch)
         return loss, {"hard": loss}
 
-    fitted = fit(model, train, hard_loss, config, runtime, tokenizer.pad_token_id or 0, emit)
+    fitted = fit(model, train, hard_loss, config, runtime, tokenizer.pad_token_id or 0, emit, eval_data=eval_data)
     if eval_data is not None:
         emit({"event": "stage", "stage": "evaluate", "message": f"scoring the {config.eval_split} split"})
     info = {"labels": list(train.spec.labels), "train_examples": train.num_examples, "train_features": len(train),

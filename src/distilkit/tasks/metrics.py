@@ -1,4 +1,7 @@
-"""Task metrics in numpy — the one implementation of each GLUE, SQuAD and NER score distilkit reports.
+"""Task metrics — the one place each GLUE, SQuAD and NER score distilkit reports is computed.
+
+GLUE scores come from scikit-learn and scipy.stats, entity F1 from seqeval (conlleval-compatible default mode);
+SQuAD EM/F1 are a transcription of the official v1.1 evaluation script, which is itself the reference.
 
 Scales follow each benchmark's reference implementation: GLUE metrics and entity F1 are fractions
 (accuracy/F1 in [0, 1], correlations in [-1, 1], as sklearn/scipy/seqeval return them); SQuAD EM/F1
@@ -139,7 +142,8 @@ def glue_metrics(task: str, predictions: ArrayLike, labels: ArrayLike) -> dict[s
 
 
 # ---------------------------------------------------------------------------------------------
-# Classification and regression (GLUE)
+# Classification and regression (GLUE): scikit-learn and scipy.stats
+# (imported where used: they take about a second to import, and canonical_task needs neither)
 # ---------------------------------------------------------------------------------------------
 
 
@@ -151,94 +155,90 @@ def _paired(predictions: ArrayLike, labels: ArrayLike) -> tuple[np.ndarray, np.n
 
 
 def accuracy(predictions: ArrayLike, labels: ArrayLike) -> float:
-    """Fraction of positions where prediction == label. predictions, labels: (n,) class ids."""
+    """Fraction of positions where prediction == label (sklearn `accuracy_score`). predictions, labels: (n,) ids."""
+    from sklearn.metrics import accuracy_score
+
     predicted, gold = _paired(predictions, labels)
-    return float(np.mean(predicted == gold))
+    return float(accuracy_score(gold, predicted))
 
 
 def binary_f1(predictions: ArrayLike, labels: ArrayLike) -> float:
     """F1 of the positive class 1: 2·TP / (2·TP + FP + FN); 0 when there is no positive anywhere
     (sklearn `f1_score(average="binary")` with zero_division=0). predictions, labels: (n,) ids in {0, 1}."""
+    from sklearn.metrics import f1_score
+
     predicted, gold = _paired(predictions, labels)
-    true_positive = np.sum((predicted == 1) & (gold == 1))
-    false_positive = np.sum((predicted == 1) & (gold != 1))
-    false_negative = np.sum((predicted != 1) & (gold == 1))
-    denominator = 2 * true_positive + false_positive + false_negative
-    return float(2 * true_positive / denominator) if denominator else 0.0
+    return float(f1_score(gold, predicted, average="binary", pos_label=1, zero_division=0))
 
 
 def macro_f1(predictions: ArrayLike, labels: ArrayLike) -> float:
     """Unweighted mean over classes of each class's F1 (2·TP / (2·TP + FP + FN)), over the classes present in
     the labels or the predictions — sklearn `f1_score(average="macro")`. predictions, labels: (n,) class ids."""
+    from sklearn.metrics import f1_score
+
     predicted, gold = _paired(predictions, labels)
-    scores = []
-    for label in np.union1d(predicted, gold):
-        true_positive = np.sum((predicted == label) & (gold == label))
-        wrong = np.sum((predicted == label) != (gold == label))  # FP + FN
-        scores.append(2 * true_positive / (2 * true_positive + wrong))
-    return float(np.mean(scores))
+    return float(f1_score(gold, predicted, average="macro", zero_division=0))
 
 
 def mean_squared_error(predictions: ArrayLike, labels: ArrayLike) -> float:
-    """Mean of (prediction − label)² over (n,) real vectors (lower is better; not a main score)."""
+    """Mean of (prediction − label)² over (n,) real vectors (sklearn `mean_squared_error`; lower is better,
+    not a main score)."""
+    from sklearn import metrics
+
     predicted, gold = _paired(predictions, labels)
-    return float(np.mean((predicted.astype(np.float64) - gold.astype(np.float64)) ** 2))
+    predicted, gold = predicted.astype(np.float64), gold.astype(np.float64)
+    if not (np.isfinite(predicted).all() and np.isfinite(gold).all()):
+        return float("nan")  # a diverged regressor: sklearn refuses nan/inf, pearson/spearman give nan too
+    return float(metrics.mean_squared_error(gold, predicted))
 
 
 def matthews_corrcoef(predictions: ArrayLike, labels: ArrayLike) -> float:
-    """Matthews correlation, sklearn's multiclass definition (Gorodkin 2004), which is the usual
-    (TP·TN − FP·FN)/√(…) for two classes. With confusion matrix C (rows gold, columns predicted),
+    """Matthews correlation, sklearn `matthews_corrcoef` (multiclass definition of Gorodkin 2004; the usual
+    (TP·TN − FP·FN)/√(…) for two classes). With confusion matrix C (rows gold, columns predicted),
     t = row sums, p = column sums, c = trace, s = total:
         MCC = (c·s − t·p) / √((s² − p·p)(s² − t·t)),
     and 0 when the denominator is 0 (e.g. a constant prediction). predictions, labels: (n,) class ids."""
+    from sklearn import metrics
+
     predicted, gold = _paired(predictions, labels)
-    classes, encoded = np.unique(np.concatenate([gold, predicted]), return_inverse=True)
-    gold_ids, predicted_ids = encoded[: len(gold)], encoded[len(gold) :]
-    confusion = np.zeros((len(classes), len(classes)), dtype=np.float64)
-    np.add.at(confusion, (gold_ids, predicted_ids), 1.0)
-    gold_totals, predicted_totals = confusion.sum(axis=1), confusion.sum(axis=0)
-    correct, total = np.trace(confusion), confusion.sum()
-    covariance = correct * total - gold_totals @ predicted_totals
-    variance_predicted = total**2 - predicted_totals @ predicted_totals
-    variance_gold = total**2 - gold_totals @ gold_totals
-    if variance_predicted * variance_gold == 0:
-        return 0.0
-    return float(covariance / np.sqrt(variance_predicted * variance_gold))
+    if len(np.unique(predicted)) < 2 or len(np.unique(gold)) < 2:
+        return 0.0  # undefined: one side is constant (sklearn gives 0 too, but warns on a single label)
+    return float(metrics.matthews_corrcoef(gold, predicted))
+
+
+def _constant(values: np.ndarray) -> bool:
+    return bool(np.all(values == values[0]))
 
 
 def pearson(predictions: ArrayLike, labels: ArrayLike) -> float:
-    """Pearson correlation of two (n,) real vectors; 0 when either is constant (undefined, scipy gives nan —
-    a constant regressor carries no correlation, and 0 keeps averages finite)."""
+    """Pearson correlation of two (n,) real vectors (scipy.stats.pearsonr); 0 when either is constant or n = 1
+    (undefined, scipy gives nan or raises — a constant regressor carries no correlation, and 0 keeps averages
+    finite)."""
+    from scipy.stats import pearsonr
+
     predicted, gold = _paired(predictions, labels)
-    predicted_centred = predicted.astype(np.float64) - predicted.mean()
-    gold_centred = gold.astype(np.float64) - gold.mean()
-    denominator = np.sqrt((predicted_centred @ predicted_centred) * (gold_centred @ gold_centred))
-    if denominator == 0:
+    if _constant(predicted) or _constant(gold):
         return 0.0
-    return float(np.clip(predicted_centred @ gold_centred / denominator, -1.0, 1.0))
+    return float(pearsonr(predicted.astype(np.float64), gold.astype(np.float64))[0])
 
 
 def rankdata(values: ArrayLike) -> np.ndarray:
-    """1-based ranks of a (n,) vector; tied values share the mean of their ranks (scipy's "average" method):
-    rankdata([10, 20, 20, 30]) == [1, 2.5, 2.5, 4]."""
-    flat = np.asarray(values, dtype=np.float64).ravel()
-    order = np.argsort(flat, kind="mergesort")
-    ordered = flat[order]
-    starts_run = np.concatenate([[True], ordered[1:] != ordered[:-1]])
-    run_of_position = np.cumsum(starts_run) - 1
-    run_starts = np.flatnonzero(starts_run)
-    run_ends = np.append(run_starts[1:], len(flat))  # exclusive
-    mean_rank_of_run = (run_starts + run_ends - 1) / 2.0 + 1.0
-    ranks = np.empty(len(flat), dtype=np.float64)
-    ranks[order] = mean_rank_of_run[run_of_position]
-    return ranks
+    """1-based ranks of a (n,) vector; tied values share the mean of their ranks (scipy.stats.rankdata,
+    "average" method): rankdata([10, 20, 20, 30]) == [1, 2.5, 2.5, 4]."""
+    from scipy import stats
+
+    return stats.rankdata(np.asarray(values, dtype=np.float64).ravel(), method="average").astype(np.float64)
 
 
 def spearman(predictions: ArrayLike, labels: ArrayLike) -> float:
-    """Spearman rank correlation: Pearson of the average ranks (ties share a rank), as scipy.stats.spearmanr.
-    predictions, labels: (n,) real vectors; 0 when either is constant."""
+    """Spearman rank correlation (scipy.stats.spearmanr): Pearson of the average ranks (ties share a rank).
+    predictions, labels: (n,) real vectors; 0 when either is constant or n = 1."""
+    from scipy.stats import spearmanr
+
     predicted, gold = _paired(predictions, labels)
-    return pearson(rankdata(predicted), rankdata(gold))
+    if _constant(predicted) or _constant(gold):
+        return 0.0
+    return float(spearmanr(predicted.astype(np.float64), gold.astype(np.float64))[0])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -300,7 +300,7 @@ def squad_metrics(predictions: Mapping[str, str], references: Mapping[str, Seque
 
 
 # ---------------------------------------------------------------------------------------------
-# Entity-level NER scores (conlleval / seqeval default mode)
+# Entity-level NER scores (seqeval default mode = conlleval)
 # ---------------------------------------------------------------------------------------------
 
 
@@ -347,20 +347,25 @@ def extract_entities(tags: Sequence[str]) -> list[tuple[str, int, int]]:
 
 
 def entity_scores(gold_tags: Sequence[Sequence[str]], predicted_tags: Sequence[Sequence[str]]) -> dict[str, float]:
-    """Micro-averaged entity-level {"precision", "recall", "f1"} in [0, 1] over sentences, as conlleval and
-    seqeval's default mode: an entity counts as correct only when its type, start and end all match.
-    gold_tags, predicted_tags: one tag sequence per sentence, equal lengths pairwise. Each is 0 when undefined."""
+    """Micro-averaged entity-level {"precision", "recall", "f1"} in [0, 1] over sentences: seqeval's
+    precision_score / recall_score / f1_score in their default mode, which decodes entities as conlleval does
+    (the rules of `extract_entities`: IOB1 and IOB2 both work); an entity counts as correct only when its type,
+    start and end all match. gold_tags, predicted_tags: one tag sequence per sentence, equal lengths pairwise.
+    Each score is 0 when undefined. Raises ValueError on a length mismatch or a tag that is not O or X-TYPE."""
+    from seqeval import metrics
+
     if len(gold_tags) != len(predicted_tags):
         raise ValueError(f"{len(gold_tags)} gold sentences but {len(predicted_tags)} predicted")
-    gold_entities: set[tuple[int, str, int, int]] = set()
-    predicted_entities: set[tuple[int, str, int, int]] = set()
-    for index, (gold, predicted) in enumerate(zip(gold_tags, predicted_tags, strict=True)):
+    gold_lists, predicted_lists = [list(tags) for tags in gold_tags], [list(tags) for tags in predicted_tags]
+    for index, (gold, predicted) in enumerate(zip(gold_lists, predicted_lists, strict=True)):
         if len(gold) != len(predicted):
             raise ValueError(f"sentence {index}: {len(gold)} gold tags but {len(predicted)} predicted")
-        gold_entities.update((index, *entity) for entity in extract_entities(gold))
-        predicted_entities.update((index, *entity) for entity in extract_entities(predicted))
-    correct = len(gold_entities & predicted_entities)
-    precision = correct / len(predicted_entities) if predicted_entities else 0.0
-    recall = correct / len(gold_entities) if gold_entities else 0.0
-    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    return {"precision": precision, "recall": recall, "f1": f1}
+        for tag in (*gold, *predicted):
+            _split_tag(tag)  # seqeval would read a malformed tag ("PER") as some entity instead of failing
+    if not any(gold_lists):
+        return {"precision": 0.0, "recall": 0.0, "f1": 0.0}  # nothing to score (seqeval needs one tag)
+    return {
+        "precision": float(metrics.precision_score(gold_lists, predicted_lists, zero_division=0)),
+        "recall": float(metrics.recall_score(gold_lists, predicted_lists, zero_division=0)),
+        "f1": float(metrics.f1_score(gold_lists, predicted_lists, zero_division=0)),
+    }

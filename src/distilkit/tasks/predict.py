@@ -90,3 +90,45 @@ def render_predictions(data: TaskData, predictions: Any) -> str:
         texts = [_cell(example.text)] + ([_cell(example.text_pair)] if pair else [])
         lines.append("\t".join([str(index), name(value), name(example.label), *texts]))
     return "\n".join(lines) + "\n"
+
+
+NEAR_TRIVIAL_POINTS = 5.0  # a teacher this close to the trivial baseline leaves no quality to retain (#15)
+
+
+def points(task: str, value: float) -> float:
+    """A main score in points (0–100): SQuAD/QA scores already are, every other score is a fraction."""
+    return value if task in ("squad", "qa") else 100.0 * value
+
+
+def trivial_baseline(data: TaskData) -> dict[str, Any] | None:
+    """The score of the best constant prediction on this split — the reference point beside every score: the
+    majority class of the split (classification), its mean score (regression: correlations of a constant are 0),
+    "O" for every word (token classification: no entity found), the empty answer (QA). None when unlabelled."""
+    spec, examples = data.spec, data.examples
+    if not examples:
+        return None
+    if spec.kind == "qa":
+        metrics, what = squad_metrics({e.id: "" for e in examples}, squad.squad_references(examples)), "empty answer"
+    elif spec.kind == "token":
+        metrics = entity_scores([list(s.tags) for s in examples], [["O"] * len(s.words) for s in examples])
+        what = "'O' for every word"
+    else:
+        labels = [example.label for example in examples]
+        if labels[0] is None:
+            return None
+        if spec.kind == "regression":
+            constant, what = float(np.mean(labels)), "the split's mean score"
+        else:
+            values, counts = np.unique(labels, return_counts=True)
+            constant = values[counts.argmax()]
+            what = f"majority class {spec.labels[int(constant)] if spec.labels else constant}"
+        metrics = glue_metrics(spec.name, np.full(len(labels), constant), labels)
+        metrics = {name: 0.0 if np.isnan(value) else float(value) for name, value in metrics.items()}
+    return {"predictor": what, "metrics": metrics, "main_score": headline(spec.name, metrics)}
+
+
+def retention_meaningful(task: str, teacher_main: float | None, baseline_main: float | None) -> bool:
+    """False when the teacher is within NEAR_TRIVIAL_POINTS of the trivial baseline: its ratio means nothing."""
+    if teacher_main is None or baseline_main is None:
+        return teacher_main is not None
+    return points(task, teacher_main) - points(task, baseline_main) > NEAR_TRIVIAL_POINTS

@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from distilkit import losses
+from distilkit.data.decontam import Exclusion, build_exclusion
 from distilkit.errors import ConfigError, ModelError
 from distilkit.models.student import LAYERS_CONFIG_KEY, spread_layers
 from distilkit.models.teacher import hidden_size, load_config, load_tokenizer, num_layers
@@ -64,9 +65,17 @@ class TaskDistillConfig(TaskTrainConfig):
     unlabeled: str | None = None
     unlabeled_text_column: str | None = None  # its column(s) ("a,b" for a pair); default text/sentence/sentence1
     augment: int = 0  # perturbed copies of each training input, soft targets only (augment.py); sequence tasks
+    # Evaluation data to keep out of --unlabeled and --augment rows (GLUE task dirs, files): a row containing one
+    # of its texts or sharing an `exclude_ngram`-word run with one is dropped (data/decontam.py).
+    exclude: tuple[str, ...] = ()
+    exclude_ngram: int = 13  # GPT-3's decontamination n-gram
 
     def problems(self) -> list[str]:
         problems = super().problems()
+        object.__setattr__(self, "exclude", tuple(str(path) for path in self.exclude or ()))
+        problems += [f"--exclude path not found: {path}" for path in self.exclude if not Path(path).exists()]
+        if self.exclude and not (self.unlabeled or self.augment):
+            problems.append("--exclude filters --unlabeled and --augment rows: give one of them")
         if min(self.alpha_kl, self.alpha_hard, self.alpha_hidden) < 0:
             problems.append("--alpha-kl, --alpha-hard and --alpha-hidden must be ≥ 0")
         if self.alpha_kl + self.alpha_hard + self.alpha_hidden == 0:
@@ -169,17 +178,31 @@ def check_pair(teacher_tokenizer: Any, student_tokenizer: Any, teacher: nn.Modul
 
 def training_set(
     config: TaskDistillConfig, train: TaskData, tokenizer: Any, max_len: int
-) -> tuple[TaskData, list[TaskData]]:
-    """(what the student trains on, the parts whose teacher logits are stored apart): the labelled set alone, or
-    the labelled features followed by the --unlabeled text and then the --augment copies of the training inputs
-    (train.examples: the ones trained on)."""
-    extra = read_unlabeled(config.unlabeled, train.has_pair, config.unlabeled_text_column) if config.unlabeled else []
-    if config.augment > 0:
-        extra += augment(train.examples or [], config.augment, config.seed)
-    if not extra:
-        return train, [train]
-    union, unlabeled_data = with_unlabeled(train, extra, tokenizer, max_len)
-    return union, [train, unlabeled_data]
+) -> tuple[TaskData, list[TaskData], dict]:
+    """(what the student trains on, the parts whose teacher logits are stored apart, counts): the labelled set
+    alone, or the labelled features followed by the --unlabeled text and then the --augment copies of the training
+    inputs (train.examples: the ones trained on), each without the rows --exclude finds contaminated."""
+    exclusion = build_exclusion(config.exclude, config.exclude_ngram)
+    unlabeled = (
+        read_unlabeled(config.unlabeled, train.has_pair, config.unlabeled_text_column) if config.unlabeled else []
+    )
+    copies = list(augment(train.examples or [], config.augment, config.seed)) if config.augment > 0 else []
+    if exclusion is not None:
+        unlabeled = decontaminated(exclusion, str(config.unlabeled), unlabeled) if unlabeled else []
+        copies = decontaminated(exclusion, "--augment", copies) if copies else []
+    counts = {"unlabeled": len(unlabeled), "augmented": len(copies),
+              "excluded": exclusion.record() if exclusion else None,
+              "excluded_summary": exclusion.summary() if exclusion else None}  # fmt: skip
+    if not unlabeled + copies:
+        return train, [train], counts
+    union, unlabeled_data = with_unlabeled(train, unlabeled + copies, tokenizer, max_len)
+    return union, [train, unlabeled_data], counts
+
+
+def decontaminated(exclusion: Exclusion, name: str, examples: list) -> list:
+    """`examples` without the ones whose text or text pair `exclusion` finds contaminated (counted under `name`)."""
+    keep = exclusion.filter(name, [example.text for example in examples], [example.text_pair for example in examples])
+    return [example for example, kept in zip(examples, keep, strict=True) if kept]
 
 
 def task_distill(config: TaskDistillConfig, callback: Callable[[dict], None] | None = None) -> TaskResult:
@@ -200,14 +223,14 @@ def task_distill(config: TaskDistillConfig, callback: Callable[[dict], None] | N
     labels = list(teacher_spec.labels) if labels_from_data(config.task) else None  # NER tags, own classes
     train, eval_data = prepare_data(config, tokenizer, labels, heldout, keep_text=config.augment > 0)
     spec, max_len = train.spec, config.resolved_max_len(train.spec)
-    fit_data, parts = training_set(config, train, tokenizer, max_len)
+    fit_data, parts, counts = training_set(config, train, tokenizer, max_len)
     message = data_message(train, eval_data)
-    extra = len(fit_data) - len(train)
-    if extra:
-        augmented = train.num_examples * config.augment
-        parts_text = [f"{extra - augmented:,} unlabeled"] if config.unlabeled else []
-        parts_text += [f"{augmented:,} augmented"] if augmented else []
+    if len(fit_data) > len(train):
+        parts_text = [f"{counts['unlabeled']:,} unlabeled"] if config.unlabeled else []
+        parts_text += [f"{counts['augmented']:,} augmented"] if config.augment else []
         message += f"; {' and '.join(parts_text)} inputs with the teacher's soft targets only"
+    if counts["excluded_summary"]:
+        message += "; " + counts["excluded_summary"]
     student = build_head_model(config.student, spec)
     emit({"event": "stage", "stage": "data", "message": message})
     pad_id = tokenizer.pad_token_id or 0
@@ -260,8 +283,10 @@ def task_distill(config: TaskDistillConfig, callback: Callable[[dict], None] | N
                 with runtime.autocast():  # as the teacher runs when it fills the cache during training
                     cache.precompute(range(len(train), len(fit_data)), config.eval_batch_size, runtime.device, emit)
             unlabeled_info = {"file": config.unlabeled, "augment": config.augment, "inputs": len(fit_data) - len(train),
-                              "computed": todo, "teacher_seconds": time.monotonic() - labelling}  # fmt: skip
-        fitted = fit(student, fit_data, distillation_loss, config, runtime, pad_id, emit, "task-distill")
+                              "computed": todo, "teacher_seconds": time.monotonic() - labelling,
+                              "unlabeled_rows": counts["unlabeled"], "augmented_rows": counts["augmented"],
+                              "excluded": counts["excluded"]}  # fmt: skip
+        fitted = fit(student, fit_data, distillation_loss, config, runtime, pad_id, emit, "task-distill", eval_data)
     finally:
         cache.close()  # seal the stores (checksums) — also when training fails or is interrupted
     emit({"event": "note", "message": f"teacher logits: {cache.computed} features computed, {cache.reused} reused "

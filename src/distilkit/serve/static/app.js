@@ -30,9 +30,14 @@ function render(kind, prediction, second) {
 }
 
 function cosine(a, b) {
-  let dot = 0;
-  for (let i = 0; i < Math.min(a.length, b.length); i++) dot += a[i] * b[i];
-  return dot; // both are L2-normalised by the server
+  // A model's sentence config decides whether the server L2-normalises, so divide by the norms here.
+  let dot = 0, aa = 0, bb = 0;
+  for (let i = 0; i < Math.min(a.length, b.length); i++) {
+    dot += a[i] * b[i];
+    aa += a[i] * a[i];
+    bb += b[i] * b[i];
+  }
+  return aa && bb ? dot / Math.sqrt(aa * bb) : 0;
 }
 
 function request(name) {
