@@ -28,6 +28,7 @@ from pathlib import Path
 import torch
 
 from common import RESULTS, shared_data
+from distilkit.data.decontam import Exclusion, build_exclusion
 from distilkit.data.prepare import PrepareConfig, prepare
 from distilkit.embeddings import SentenceModel, embedding_fidelity, encode_seconds, load_sentence_model
 from distilkit.io import atomic_write_text, read_jsonl, write_json
@@ -44,12 +45,12 @@ CORPORA = {
     "books": "the public-domain novels",
     "both": "WikiText-2 train + the public-domain novels",
     "both+glue": "WikiText-2 train + the public-domain novels + the unlabelled sentences of the GLUE train splits "
-    "(SST-2, MRPC, STS-B, RTE, CoLA; labels and scores unused, no dev or test sentence)",
+    "(SST-2, MRPC, STS-B, RTE, CoLA; labels and scores unused)",
 }
 GLUE_TRAIN = {"sst2": "SST-2", "mrpc": "MRPC", "stsb": "STS-B", "rte": "RTE", "cola": "CoLA"}
 
 
-def sentences(shared: Path, corpus: str) -> list[str]:
+def sentences(shared: Path, corpus: str, exclusion: Exclusion | None = None) -> list[str]:
     """The shared raw text, one sentence per line (fragments under 4 words dropped): WikiText-2 train
     (one paragraph per line, headings skipped) and/or the public-domain novels (wrapped, blank-line paragraphs)."""
     paragraphs = []
@@ -64,7 +65,16 @@ def sentences(shared: Path, corpus: str) -> list[str]:
         for task, folder in GLUE_TRAIN.items():
             for example in read_glue(task, shared / "glue" / folder, "train"):
                 found += [t for t in (example.text, example.text_pair) if t and len(t.split()) >= 3]
+    if exclusion is not None:  # decontaminated: no sentence holding an evaluation text (data/decontam.py)
+        keep = exclusion.filter("corpus", found)
+        found = [text for text, kept in zip(found, keep, strict=True) if kept]
     return found
+
+
+def evaluation_data(shared: Path) -> list[Path]:
+    """Every evaluation split the benchmarks report (GLUE dev/test of every task, SQuAD dev, CoNLL valid/test)."""
+    glue = [path for path in sorted((shared / "glue").iterdir()) if path.is_dir()]
+    return [*glue, *(path for path in (shared / "squad", shared / "conll2003") if path.is_dir())]
 
 
 def result_seconds(result) -> float:
@@ -81,6 +91,8 @@ class Scorer:
     """STS-B score, retrieval fidelity and speed-up of models against the teacher, teacher work done once."""
 
     def __init__(self, sts_dir: Path, teacher: SentenceModel) -> None:
+        self.dev_pairs = read_sts(sts_dir, "dev")  # every choice is made on dev; test is reported
+        self.teacher_dev = sts_score(teacher, self.dev_pairs)["spearman"]
         self.pairs = read_sts(sts_dir, "test_with_scores")
         self.teacher = teacher
         self.pool = retrieval_pool(StsConfig(teacher.path, str(sts_dir)), self.pairs)
@@ -90,9 +102,11 @@ class Scorer:
     def score(self, model: SentenceModel, speed: bool = True) -> dict:
         result = {
             "stsb_spearman": sts_score(model, self.pairs)["spearman"],
+            "stsb_dev_spearman": sts_score(model, self.dev_pairs)["spearman"],
             **embedding_fidelity(self.teacher_pool, model.encode(self.pool)),
         }
         result["retention"] = result["stsb_spearman"] / self.teacher_sts
+        result["dev_retention"] = result["stsb_dev_spearman"] / self.teacher_dev
         if speed:
             teacher_s, student_s = encode_seconds([self.teacher, model], self.pool[:512], repeats=5)
             result.update(teacher_seconds=teacher_s, student_seconds=student_s, speedup=teacher_s / student_s)
@@ -126,20 +140,29 @@ def write_results(record: dict) -> None:
         f"Machine: {record['machine']}."
         + (f" Distillation: {record['distill']}." if record["students"] else "")
         + "  ",
-        f"Teacher: STS-B test Spearman {teacher['stsb_spearman']:.2f}, {teacher['size_mib']:.1f} MiB.",
+        f"Teacher: STS-B test Spearman {teacher['stsb_spearman']:.2f} (dev {teacher.get('stsb_dev_spearman', 0):.2f}), "
+        f"{teacher['size_mib']:.1f} MiB. Corpus decontamination: "
+        + (
+            f"{sum(dec['dropped'].values()):,} sentences dropped, {sum(dec['kept'].values()):,} kept, against "
+            f"{dec['evaluation_texts']:,} evaluation texts"
+            if isinstance(dec := record["data"].get("decontamination"), dict)
+            else "none"
+        )
+        + ".",
         "",
     ]
     if record["students"]:  # none with --layers "" --validate-probe
         lines += [
-            "| student | teacher layers | STS-B before | STS-B after | retained | nn@1 | nn@10 | speed-up | MiB "
-            "| steps |",
-            "|---|---|---|---|---|---|---|---|---|---|",
+            "| student | teacher layers | STS-B before | STS-B after | retained | dev retained | nn@1 | nn@10 "
+            "| speed-up | MiB | steps |",
+            "|---|---|---|---|---|---|---|---|---|---|---|",
         ]
         for s in record["students"]:
             after = s.get("after", {})
             cells = [
                 s["name"], ",".join(map(str, s["layers"])), f"{s['before']['stsb_spearman']:.2f}",
                 f"{after['stsb_spearman']:.2f}" if after else "…", f"{after['retention']:.1%}" if after else "…",
+                f"{after['dev_retention']:.1%}" if after and "dev_retention" in after else "…",
                 f"{after['nn_agreement@1']:.1%}" if after else "…", f"{after['nn_recall@10']:.1%}" if after else "…",
                 f"{after['speedup']:.2f}×" if after else "…", f"{s['size_mib']:.1f}", str(s.get("steps", "…")),
             ]  # fmt: skip
@@ -224,6 +247,12 @@ def main() -> None:
     parser.add_argument("--probe-samples", type=int, default=512)
     parser.add_argument("--validate-probe", action="store_true", help="also score every 3-layer subset on STS-B")
     parser.add_argument("--work", default=None, help="scratch folder (default: a temporary one)")
+    parser.add_argument("--steps", type=int, default=None, help="optimizer steps per student (instead of a budget)")
+    parser.add_argument(
+        "--keep-contaminated",
+        action="store_true",
+        help="skip the decontamination of the corpus against every evaluation split",
+    )
     parser.add_argument("--tag", default="", help="suffix of the results files (ablations keep the main results)")
     args = parser.parse_args()
     shared = shared_data("text/wikitext-2-raw/wiki.train.raw", "glue/STS-B/test_with_scores.tsv")
@@ -233,7 +262,8 @@ def main() -> None:
     print(f"work folder {work}", flush=True)
 
     train_text = work / "sentences.txt"
-    train_sentences = sentences(shared, args.corpus)
+    exclusion = None if args.keep_contaminated else build_exclusion(evaluation_data(shared))
+    train_sentences = sentences(shared, args.corpus, exclusion)
     atomic_write_text(train_text, "\n".join(train_sentences) + "\n")
     stats = prepare(PrepareConfig(DEFAULT_TEACHER, (str(train_text),), str(work / "data"), max_len=args.max_len,
                                   overwrite=True))  # fmt: skip
@@ -245,17 +275,23 @@ def main() -> None:
         "command": "python " + " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]),
         "machine": f"{platform.machine()}, {os.cpu_count()} CPU threads visible, torch {torch.__version__} "
         f"({torch.get_num_threads()} threads), shared with other jobs — timings are indicative",
-        "distill": f"objective embedding on {CORPORA[args.corpus]}, {budget_text(args)} per student, lr {args.lr}, "
+        "distill": f"objective embedding on {CORPORA[args.corpus]}, "
+        f"{f'{args.steps} steps' if args.steps else budget_text(args)} per student, lr {args.lr}, "
         f"batch {args.batch_size}, "
         f"max_len {args.max_len}, alpha_emb_mse/cos 1/1, alpha_hidden {args.alpha_hidden}",
         "data": {
             "train": f"{CORPORA[args.corpus]}: {len(train_sentences)} sentences, {stats['n_sequences']} sequences "
             f"of ≤ {args.max_len} tokens, {stats['n_tokens']} tokens",
-            "eval": "STS-B test_with_scores (1379 pairs)",
+            "eval": "STS-B test_with_scores (1379 pairs); choices on STS-B dev (1500 pairs)",
+            "decontamination": exclusion.record() if exclusion else "none (--keep-contaminated)",
         },
         "metric": "STS-B test Spearman ×100",
         "metric_key": "stsb_spearman",
-        "teacher": {"stsb_spearman": scorer.teacher_sts, "size_mib": size_mib(Path(teacher.path))},
+        "teacher": {
+            "stsb_spearman": scorer.teacher_sts,
+            "stsb_dev_spearman": scorer.teacher_dev,
+            "size_mib": size_mib(Path(teacher.path)),
+        },
         "students": [],
         "tasks": {},  # read by `distilkit report`: quality retained per student
     }
@@ -287,7 +323,8 @@ def main() -> None:
         result = distill(DistillConfig(
             teacher=DEFAULT_TEACHER, student=str(init.out), data=str(work / "data"), out=str(work / f"run-{tag}"),
             objective="embedding", alpha_hidden=args.alpha_hidden, lr=args.lr, batch_size=args.batch_size,
-            epochs=100, time_budget=budgets(args).get(n, args.budget), save_every=100_000, overwrite=True,
+            epochs=100, time_budget=None if args.steps else budgets(args).get(n, args.budget), max_steps=args.steps,
+            save_every=100_000, overwrite=True,
             tensorboard=False,
         ))  # fmt: skip
         entry.update(steps=result.steps, size_mib=size_mib(result.student_dir), distill_seconds=result_seconds(result))

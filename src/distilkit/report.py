@@ -18,6 +18,7 @@ from typing import Any
 
 from distilkit.errors import ConfigError
 from distilkit.io import atomic_write_text, read_jsonl
+from distilkit.results import headline, score_of, student_points, task_rows
 
 log = logging.getLogger(__name__)
 
@@ -109,41 +110,6 @@ def collect(runs: Iterable[str | Path]) -> dict[str, list[tuple[str, Any]]]:
     return found
 
 
-def score_of(value: Any) -> float | None:
-    """A headline number from a number or a metrics dict ({"score"|"main_score"|"main"|…: x} or a sole metric)."""
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value)
-    if isinstance(value, dict):
-        for key in ("score", "main_score", "main", "accuracy", "f1"):
-            if isinstance(value.get(key), int | float):
-                return float(value[key])
-        numbers = [v for v in value.values() if isinstance(v, int | float) and not isinstance(v, bool)]
-        return float(numbers[0]) if len(numbers) == 1 else None
-    return None
-
-
-def task_rows(data: dict[str, Any]) -> list[dict[str, Any]]:
-    """[{task, teacher, student, retained}] from a tasks.json: {"tasks": {name: {...}}}, {name: {...}} or a list."""
-    tasks = data.get("tasks", data)
-    pairs = (
-        tasks.items() if isinstance(tasks, dict) else [(t.get("task", "?"), t) for t in tasks if isinstance(t, dict)]
-    )
-    rows = []
-    for name, entry in pairs:
-        if not isinstance(entry, dict):
-            continue
-        teacher = score_of(entry.get("teacher"))
-        student = next((score_of(entry[k]) for k in ("student", "student_kd", "student_ft") if k in entry), None)
-        retained = next((score_of(entry[k]) for k in ("retention", "retained", "retention_kd") if k in entry), None)
-        if retained is not None and retained > 2:  # given in percent
-            retained /= 100
-        if retained is None and teacher and student is not None:
-            retained = student / teacher
-        if (teacher, student, retained) != (None, None, None):
-            rows.append({"task": str(name), "teacher": teacher, "student": student, "retained": retained})
-    return rows
-
-
 def quality_points(found: dict[str, list]) -> list[tuple[str, float, float]]:
     """(label, batch-1 p50 latency in ms, quality) for the teacher, the student and the int8 student: quality from
     the bench JSON's "quality" record, else tasks.json (fp32) and the export guard (int8)."""
@@ -201,9 +167,16 @@ def loss_plot(plt, records: list[dict[str, Any]]) -> str:
 
 
 def retention_plot(plt, rows: list[dict[str, Any]]) -> str:
+    """Retention per task; error bars: the sd over seeds; hatched grey: retention not meaningful."""
     rows = [r for r in rows if r["retained"] is not None]
     figure, ax = plt.subplots(figsize=(1.5 + 0.8 * len(rows), 2.8))
-    ax.bar([r["task"] for r in rows], [100 * r["retained"] for r in rows], color="#4c72b0")
+    errors = [100 * (r.get("retained_sd") or 0) for r in rows]
+    colors = ["#b0b0b0" if r.get("note") else "#4c72b0" for r in rows]
+    bars = ax.bar([r["task"] for r in rows], [100 * r["retained"] for r in rows], color=colors, yerr=errors,
+                  capsize=3)  # fmt: skip
+    for bar, row in zip(bars, rows, strict=True):
+        if row.get("note"):
+            bar.set_hatch("//")
     ax.axhline(100, color="grey", lw=0.8, ls="--")
     ax.set_ylabel("quality retained (%)")
     return _png(plt, figure)
@@ -217,25 +190,6 @@ def latency_quality_plot(plt, points: list[tuple[str, float, float]]) -> str:
     ax.set_xlabel("latency p50, batch 1 (ms)")
     ax.set_ylabel("quality (dev score)")
     return _png(plt, figure)
-
-
-def student_points(record: dict[str, Any]) -> list[dict[str, Any]]:
-    """Students of a size sweep (benchmarks/embedding_students.py) that have a score after distillation:
-    [{name, speedup, before, after}]. Scores: the record's ``metric_key`` (e.g. "stsb_spearman"), else score_of."""
-    points = []
-    for student in record.get("students") or []:
-        after = student.get("after") or {}
-        score = headline(record, after)
-        if isinstance(after.get("speedup"), int | float) and score is not None:
-            points.append({"name": str(student.get("name", "?")), "speedup": float(after["speedup"]),
-                           "before": headline(record, student.get("before") or {}), "after": score})  # fmt: skip
-    return points
-
-
-def headline(record: dict[str, Any], scores: Any) -> float | None:
-    """The score a sweep record plots: ``scores[record["metric_key"]]`` when the record names a key."""
-    key = record.get("metric_key")
-    return score_of(scores.get(key) if key and isinstance(scores, dict) else scores)
 
 
 def speed_quality_figure(plt, record: dict[str, Any]):
@@ -329,10 +283,17 @@ def render(found: dict[str, list], title: str) -> str:
     curves = "".join(
         f"<h3>{html.escape(lab)}</h3>{loss_plot(plt, r) if plt else no_plot}" for lab, r in found["distill"]
     )
-    rows = [row for _, data in found["tasks"] for row in task_rows(data)]
-    quality = _table(["task", "teacher", "student", "retained"], [list(r.values()) for r in rows]) if rows else ""
-    if any(r["retained"] is not None for r in rows):
-        quality += retention_plot(plt, rows) if plt else no_plot
+    quality = ""
+    for label, data in found["tasks"]:  # each results file under its own heading: no task twice in one table
+        rows = task_rows(data)
+        if not rows:
+            continue
+        cells = [[r["task"], r["teacher"], r["student"], r["retained"], r["retained_sd"], r["note"]] for r in rows]
+        quality += f"<h3>{html.escape(label)}</h3>" + _table(
+            ["task", "teacher", "student", "retained", "sd over seeds", "note"], cells
+        )  # fmt: skip
+        if any(r["retained"] is not None for r in rows):
+            quality += retention_plot(plt, rows) if plt else no_plot
     for label, data in found["quickstart"]:
         before, after = data.get("before") or {}, data.get("after") or {}
         metrics = ("cosine", "nn_agreement@1", "nn_recall@10", "speedup")

@@ -11,7 +11,8 @@ from typer.testing import CliRunner
 
 from distilkit.cli import app
 from distilkit.errors import ConfigError
-from distilkit.report import ReportConfig, collect, report, task_rows, write_report
+from distilkit.report import ReportConfig, collect, report, write_report
+from distilkit.results import task_rows
 
 pytest.importorskip("matplotlib", reason='needs the report extra: pip install "distilkit[report]"')
 
@@ -117,14 +118,32 @@ def test_latency_vs_quality_falls_back_to_tasks_and_the_export_guard(tmp_path):
 
 def test_task_rows_read_the_shapes_we_know():
     assert task_rows({"sst2": {"teacher": 0.9, "student": 0.45, "retention": 0.5}}) == [
-        {"task": "sst2", "teacher": 0.9, "student": 0.45, "retained": 0.5}
+        {"task": "sst2", "teacher": 0.9, "student": 0.45, "retained": 0.5, "retained_sd": None, "note": ""}
     ]
     assert task_rows({"tasks": [{"task": "rte", "teacher": {"score": 0.6}}]})[0]["teacher"] == 0.6
     assert task_rows({"tasks": {"x": {"teacher": {"a": 1, "b": 2}}}}) == []  # ambiguous metrics are left out
     # benchmarks/tasks.py: main scores under "main", the task-distilled student, retention in percent.
     row = {"teacher": {"main": 0.9}, "student_ft": {"main": 0.8}, "student_kd": {"main": 0.87}, "retention_kd": 96.7}
     (parsed,) = task_rows({"tasks": {"sst2": row}})
-    assert parsed == {"task": "sst2", "teacher": 0.9, "student": 0.87, "retained": pytest.approx(0.967)}
+    assert parsed["student"] == 0.87 and parsed["retained"] == pytest.approx(0.967) and parsed["note"] == ""
+
+
+def test_seeds_give_a_spread_and_meaningless_retentions_are_marked():
+    seeds = {"teacher": {"main": 0.8, "sd": 0.01, "seeds": [0.79, 0.8, 0.81]},
+             "student_kd": {"main": 0.76, "sd": 0.02, "seeds": [0.74, 0.76, 0.78]}, "retention_kd": 95.0}  # fmt: skip
+    near = {"teacher": {"main": 0.55}, "student_kd": {"main": 0.56}, "retention_meaningful": False}
+    above = {"teacher": {"main": 6.0}, "student": {"main": 7.2}}  # SQuAD's 120% from an untrained teacher
+    rows = {row["task"]: row for row in task_rows({"tasks": {"sst2": seeds, "rte": near, "squad": above}})}
+    assert rows["sst2"]["retained_sd"] == pytest.approx(0.025) and rows["sst2"]["note"] == ""
+    assert "trivial baseline" in rows["rte"]["note"] and "far above its teacher" in rows["squad"]["note"]
+
+
+def test_each_results_file_gets_its_own_heading(tmp_path):
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "tasks.json").write_text(json.dumps({"tasks": {"sst2": {"teacher": 0.9, "student": 0.8}}}))
+    page = write_report([tmp_path / "a", tmp_path / "b"], tmp_path / "r.html").read_text()
+    assert page.count("<td>sst2</td>") == 2 and page.count("tasks.json</h3>") == 2
 
 
 def test_collect_sorts_files_and_skips_unreadable_ones(runs):

@@ -30,6 +30,7 @@ from distilkit.errors import DataError
 
 NGRAM = 13  # GPT-3's decontamination n-gram (Brown et al. 2020, App. C)
 MIN_CONTAINED_WORDS = 3  # shorter evaluation texts ("John left.") only match a whole line: as runs they are common
+FILTER_BITS = 25  # 32 MB: most runs of a training line are ruled out by one lookup, the rest by binary search
 _WORD = re.compile(r"\w+")
 _BASE = np.uint64(0x9E3779B97F4A7C15)  # odd multiplier of the run hash (the 64-bit golden ratio)
 
@@ -74,27 +75,34 @@ class EvalIndex:
     ngram: int = NGRAM
     whole: set[str] = field(default_factory=set)  # every evaluation text's words, joined by spaces
     runs: dict[int, np.ndarray] = field(default_factory=dict)  # run length → sorted run hashes
+    seen: np.ndarray = field(default_factory=lambda: np.zeros(1 << FILTER_BITS, dtype=bool))  # top bits → any run
     texts: int = 0
     _values: _WordValues = field(default_factory=_WordValues)
 
     @classmethod
     def from_texts(cls, texts: Iterable[str], ngram: int = NGRAM) -> EvalIndex:
+        """All texts' words end to end, hashed run by run once per run length (numpy, no loop over texts)."""
         if ngram < MIN_CONTAINED_WORDS:
             raise DataError(f"the decontamination n-gram must be at least {MIN_CONTAINED_WORDS} words (got {ngram})")
         index = cls(ngram=ngram)
-        found: dict[int, list[np.ndarray]] = {}
-        for text in texts:
-            tokens = words(text)
-            if not tokens:
-                continue
-            index.texts += 1
-            index.whole.add(" ".join(tokens))
-            if len(tokens) < MIN_CONTAINED_WORDS:
-                continue
-            length = min(len(tokens), ngram)
-            hashes = _run_hashes(index._values(tokens), length)
-            found.setdefault(length, []).append(hashes if length == ngram else hashes[:1])
-        index.runs = {length: np.unique(np.concatenate(parts)) for length, parts in found.items()}
+        tokenized = [tokens for tokens in map(words, texts) if tokens]
+        index.texts = len(tokenized)
+        index.whole = {" ".join(tokens) for tokens in tokenized}
+        counts = np.fromiter(map(len, tokenized), np.int64, len(tokenized))
+        values = index._values([word for tokens in tokenized for word in tokens])
+        starts = np.cumsum(counts) - counts
+        text_end = np.repeat(starts + counts, counts)  # one past the last word of each word's text
+        for length in sorted({min(int(n), ngram) for n in np.unique(counts) if n >= MIN_CONTAINED_WORDS}):
+            hashes = _run_hashes(values, length)
+            if length < ngram:  # a short text: its one run, to be found inside a training line
+                picked = hashes[starts[counts == length]]
+            else:  # a long text: every n-gram inside it
+                positions = np.arange(len(hashes))
+                picked = hashes[text_end[positions] - positions >= ngram]
+            index.runs[length] = np.unique(picked)
+        index.seen = np.zeros(1 << FILTER_BITS, dtype=bool)  # a one-hash Bloom filter over every run hash
+        for table in index.runs.values():
+            index.seen[table >> np.uint64(64 - FILTER_BITS)] = True
         return index
 
     def contaminated(self, lines: Sequence[str]) -> np.ndarray:
@@ -115,9 +123,10 @@ class EvalIndex:
             hashes = _run_hashes(values, length)
             starts = np.arange(len(hashes))
             inside = line_end[starts] - starts >= length  # runs that do not cross into the next line
-            found = np.minimum(np.searchsorted(table, hashes), len(table) - 1)  # table is sorted
-            match = inside & (table[found] == hashes)
-            hit[line_of[starts[match]]] = True
+            candidates = np.flatnonzero(inside & self.seen[hashes >> np.uint64(64 - FILTER_BITS)])
+            found = np.minimum(np.searchsorted(table, hashes[candidates]), len(table) - 1)  # table is sorted
+            match = candidates[table[found] == hashes[candidates]]
+            hit[line_of[match]] = True
         return hit
 
     def describe(self) -> dict:
