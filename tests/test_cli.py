@@ -157,7 +157,7 @@ def _bench_results() -> dict:
 
 def test_bench_table_off_a_terminal_is_full_width_and_literal(monkeypatch):
     monkeypatch.setenv("COLUMNS", "40")  # a narrow terminal's setting does not fold a table written to a pipe
-    bench_module = importlib.import_module("distilkit.bench")  # `distilkit.bench` is also the package's function
+    bench_module = importlib.import_module("distilkit.ship.bench")
     monkeypatch.setattr(bench_module, "bench", lambda config, callback=None: _bench_results())
     result = invoke("bench", "--teacher", "t", "--student", "s", "--batch-sizes", "1,32")
     assert result.exit_code == 0, result.output
@@ -179,7 +179,7 @@ def test_error_text_prints_literally_not_as_markup(monkeypatch, tmp_path):
     def missing_extra():
         raise ConfigError(f"ONNX export and ONNX Runtime need the onnx extra — {ONNX_HINT} [bold]not bold[/]")
 
-    monkeypatch.setattr(importlib.import_module("distilkit.export"), "require_onnx", missing_extra)
+    monkeypatch.setattr(importlib.import_module("distilkit.ship.export"), "require_onnx", missing_extra)
     result = invoke("export", "--model", str(tmp_path), "--format", "onnx", "--out", str(tmp_path / "o"))
     assert_one_line_error(result, f"{ONNX_HINT} [bold]not bold[/]")
 

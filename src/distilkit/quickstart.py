@@ -149,7 +149,7 @@ def quickstart(config: QuickstartConfig, callback: Callable[[dict], None] | None
         "seconds": time.monotonic() - started,
     }
     write_json(out / "quickstart.json", summary)
-    from distilkit.report import write_report  # matplotlib is optional: without it the card has tables only
+    from distilkit.ship.report import write_report  # matplotlib is optional: without it the card has tables only
 
     summary["report"] = str(write_report([out], out / "report.html"))
     return summary

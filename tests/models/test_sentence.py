@@ -8,7 +8,13 @@ import torch
 
 from distilkit.embeddings import encode, load_sentence_model
 from distilkit.errors import ModelError
-from distilkit.models.sentence import SentenceSpec, pool, read_sentence_spec, write_sentence_files
+from distilkit.models.sentence import (
+    SentenceSpec,
+    copy_sentence_files,
+    pool,
+    read_sentence_spec,
+    write_sentence_files,
+)
 from tiny import make_model
 
 TEXTS = ["the sea was long", "a whale", "she said that the old ship had a great heart and the house was good", "up"]
@@ -52,6 +58,20 @@ def test_unsupported_folders_are_refused(tmp_path):
         read_sentence_spec(_st_folder(tmp_path / "b", nested, {}))
     with pytest.raises(ModelError, match="pooling mode"):
         read_sentence_spec(_st_folder(tmp_path / "c", MODULES, {"pooling_mode": "median"}))
+
+
+def test_copy_sentence_files_carries_every_module_folder(tmp_path):
+    legacy = {"word_embedding_dimension": 32, "pooling_mode_cls_token": True}
+    source = _st_folder(tmp_path / "source", MODULES, legacy, {"max_seq_length": 40})
+    (source / "2_Normalize").mkdir()
+    (source / "config.json").write_text("{}")  # the model's own files are not the copy's business
+    target = tmp_path / "target"
+    target.mkdir()
+    copied = copy_sentence_files(source, target)
+    assert copied == ["modules.json", "sentence_bert_config.json", "1_Pooling", "2_Normalize"]
+    assert (target / "2_Normalize").is_dir() and not (target / "config.json").exists()
+    assert read_sentence_spec(target) == read_sentence_spec(source) == SentenceSpec(("cls",), True, 40, False, True)
+    assert copy_sentence_files(tmp_path / "target" / "2_Normalize", tmp_path / "nothing") == []  # a bare folder
 
 
 def test_pool_hand_values():

@@ -82,7 +82,7 @@ def glue_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def student_int8(ship_models, glue_dir, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The tiny student exported to int8 ONNX through the accuracy guard (accepting any drop)."""
     pytest.importorskip("onnxruntime", reason='needs the onnx extra: pip install "distilkit[onnx]"')
-    from distilkit.export import ExportConfig, export
+    from distilkit.ship.export import ExportConfig, export
 
     out = tmp_path_factory.mktemp("exports") / "student-int8"
     config = ExportConfig(str(ship_models["student"]), "int8", str(out), eval_task="sst2", data_dir=str(glue_dir),

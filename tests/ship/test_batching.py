@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from distilkit.serve.batching import MicroBatcher
+from distilkit.ship.serve.batching import MicroBatcher
 
 
 def test_concurrent_submits_merge_up_to_max_batch_and_keep_their_order():

@@ -9,10 +9,10 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from distilkit.bench import BACKENDS, BenchConfig, bench, forward_flops, summary_rows
 from distilkit.cli import app
 from distilkit.errors import ConfigError
-from distilkit.export import INT8_FILE, ONNX_FILE
+from distilkit.ship.bench import BACKENDS, BenchConfig, bench, forward_flops, summary_rows
+from distilkit.ship.onnx_graph import INT8_FILE, ONNX_FILE
 
 pytest.importorskip("onnxruntime", reason='needs the onnx extra: pip install "distilkit[onnx]"')
 

@@ -3,24 +3,20 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from distilkit import export as export_module
 from distilkit.cli import app
+from distilkit.embeddings import load_sentence_model
 from distilkit.errors import ConfigError, ModelError
-from distilkit.export import (
-    INT8_FILE,
-    ONNX_FILE,
-    AccuracyGuardError,
-    ExportConfig,
-    export,
-    glue_dev_score,
-    model_kind,
-    ort_session,
-)
+from distilkit.models.sentence import SentenceSpec, read_sentence_spec, write_sentence_files
+from distilkit.ship import export as export_module
+from distilkit.ship.export import FORMATS, AccuracyGuardError, ExportConfig, export, glue_dev_score
+from distilkit.ship.kinds import model_kind
+from distilkit.ship.onnx_graph import INT8_FILE, ONNX_FILE, ort_session
 
 pytest.importorskip("onnxruntime", reason='needs the onnx extra: pip install "distilkit[onnx]"')
 
@@ -51,6 +47,45 @@ def test_onnx_export_matches_pytorch_at_new_shapes(ship_models, tmp_path):
         expected = model(**{k: torch.from_numpy(v) for k, v in features.items()}).last_hidden_state.numpy()
     assert got.shape == (8, features["input_ids"].shape[1], 32)
     np.testing.assert_allclose(got, expected, atol=1e-4)
+
+
+SENTENCES = ["the sea", "she said that the old ship had a great heart and the house was good by the sea", "a whale"]
+ST_FILES = {"modules.json", "1_Pooling", "sentence_bert_config.json", "config_sentence_transformers.json"}
+
+
+@pytest.fixture(scope="module")
+def cls_sentence_model(ship_models, tmp_path_factory):
+    """The tiny embedding model as a sentence-transformers folder that CLS-pools and does not normalise."""
+    folder = shutil.copytree(ship_models["embedding"], tmp_path_factory.mktemp("st") / "cls")
+    write_sentence_files(folder, SentenceSpec(("cls",), normalize=False), dimension=32, max_positions=64)
+    return folder
+
+
+@pytest.mark.parametrize("format", FORMATS)
+def test_every_format_carries_the_sentence_files_and_is_served_cls_pooled(
+    ship_models, cls_sentence_model, tmp_path, format
+):
+    """An exported CLS-pooled model is served as the source model encodes — not mean-pooled and normalised, what a
+    folder without modules.json and 1_Pooling/ falls back to."""
+    from distilkit.ship.serve.predictor import load_predictor
+
+    out = tmp_path / format
+    result = export(ExportConfig(str(cls_sentence_model), format, str(out)))
+    assert set(result.files) >= ST_FILES and (out / "1_Pooling" / "config.json").is_file()
+    assert read_sentence_spec(out) == read_sentence_spec(cls_sentence_model)
+    assert result.record["sentence"] == {"pooling": ["cls"], "normalize": False}
+    assert "| pooling | cls |" in (out / "README.md").read_text()
+    expected = load_sentence_model(cls_sentence_model).encode(SENTENCES)
+    predictor = load_predictor("student", str(out), threads=1)
+    assert predictor.backend == ("torch" if format == "hf" else "onnx")
+    assert predictor.info["pooling"] == ["cls"] and predictor.info["normalize"] is False
+    served = np.array([prediction["embedding"] for prediction in predictor.predict(SENTENCES)])
+    # int8 weights move every vector a little; fp32 ONNX and the hf folder agree with PyTorch to the print precision.
+    np.testing.assert_allclose(served, expected, atol=0.05 if format == "int8" else 2e-5)
+    mean_pooled = load_sentence_model(ship_models["embedding"]).encode(SENTENCES)
+    assert np.abs(served - expected).max() < 0.5 * np.abs(served - mean_pooled).max()
+    if format == "hf":  # `evaluate --task sts` on the export encodes as on the source
+        np.testing.assert_allclose(load_sentence_model(out).encode(SENTENCES), expected, atol=1e-5)
 
 
 def test_parity_above_tolerance_fails_loudly_and_writes_nothing(ship_models, tmp_path):

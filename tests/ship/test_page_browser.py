@@ -35,7 +35,7 @@ def server(ship_models):
     """The real app under uvicorn on a free loopback port, in a thread; stopped after the test."""
     import uvicorn
 
-    from distilkit.serve.app import ServeConfig, create_app
+    from distilkit.ship.serve.app import ServeConfig, create_app
 
     port = _free_port()
     config = ServeConfig(

@@ -11,8 +11,8 @@ from typer.testing import CliRunner
 
 from distilkit.cli import app
 from distilkit.errors import ConfigError
-from distilkit.report import ReportConfig, collect, report, write_report
-from distilkit.results import task_rows
+from distilkit.ship.report import ReportConfig, collect, report, write_report
+from distilkit.ship.results import task_rows
 
 pytest.importorskip("matplotlib", reason='needs the report extra: pip install "distilkit[report]"')
 
@@ -164,7 +164,7 @@ def test_cli_takes_several_runs_after_one_flag(runs, tmp_path):
 
 
 def test_without_matplotlib_the_report_keeps_its_tables_and_says_how_to_get_plots(runs, tmp_path, monkeypatch):
-    from distilkit import report as report_module
+    from distilkit.ship import report as report_module
 
     monkeypatch.setattr(report_module, "pyplot_or_none", lambda: None)
     page = write_report(runs, tmp_path / "plain.html").read_text()

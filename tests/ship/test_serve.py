@@ -15,8 +15,8 @@ pytest.importorskip("httpx", reason='needs the serve extra: pip install "distilk
 from fastapi.testclient import TestClient
 
 from distilkit.errors import ConfigError
-from distilkit.serve.app import ServeConfig, create_app
-from distilkit.serve.predictor import load_predictor
+from distilkit.ship.serve.app import ServeConfig, create_app
+from distilkit.ship.serve.predictor import load_predictor
 
 
 @pytest.fixture(scope="module")

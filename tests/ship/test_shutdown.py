@@ -22,7 +22,7 @@ def test_shutdown_finishes_in_flight_requests(ship_models):
     import httpx
     import uvicorn
 
-    from distilkit.serve.app import ServeConfig, create_app
+    from distilkit.ship.serve.app import ServeConfig, create_app
 
     port = _free_port()
     app = create_app(ServeConfig(str(ship_models["student"]), port=port, backend="torch", threads=1))

@@ -1,4 +1,4 @@
-"""Two CPU processes (gloo, launched by torchrun) follow the single-process loss trajectory."""
+"""Two CPU processes (gloo, launched by torchrun) follow the single-process loss and gradient-norm trajectory."""
 
 import json
 import socket
@@ -29,8 +29,8 @@ def _distill_args(root: Path, out: str, batch_size: int, grad_accum: int) -> lis
     ]  # fmt: skip
 
 
-def _losses(out: Path) -> list[float]:
-    return [json.loads(line)["loss"] for line in (out / "metrics.jsonl").read_text().splitlines()]
+def _logged(out: Path, key: str) -> list[float]:
+    return [json.loads(line)[key] for line in (out / "metrics.jsonl").read_text().splitlines()]
 
 
 @pytest.mark.slow
@@ -58,9 +58,14 @@ def test_two_process_ddp_matches_single_process_with_same_global_batch(tmp_path)
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert ddp.returncode == 0, ddp.stdout[-1500:] + ddp.stderr[-1500:]
-    single_losses, ddp_losses = _losses(tmp_path / "single"), _losses(tmp_path / "ddp")
+    single_losses, ddp_losses = _logged(tmp_path / "single", "loss"), _logged(tmp_path / "ddp", "loss")
     assert len(single_losses) == len(ddp_losses) == 6
     assert ddp_losses == pytest.approx(single_losses, rel=1e-5)
+    # Adam barely notices a gradient off by a constant factor, so equal losses and weights alone would let an
+    # error in DDP's world-size rescale through: the gradient norm before clipping must match too.
+    single_norms, ddp_norms = _logged(tmp_path / "single", "grad_norm"), _logged(tmp_path / "ddp", "grad_norm")
+    assert all(n > 0 for n in single_norms)
+    assert ddp_norms == pytest.approx(single_norms, rel=1e-4)
     a = load_file(tmp_path / "single" / "student" / "model.safetensors")
     b = load_file(tmp_path / "ddp" / "student" / "model.safetensors")
     assert all(torch.allclose(a[k], b[k], atol=1e-5) for k in a)

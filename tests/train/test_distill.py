@@ -8,10 +8,12 @@ import torch
 from safetensors.torch import load_file
 from transformers import AutoModel, AutoModelForMaskedLM
 
+from distilkit.data.dataset import TokenDataset
 from distilkit.errors import ConfigError, ModelError
 from distilkit.models.student import build_student
 from distilkit.train.distill import DistillConfig, distill
-from tiny import make_model, make_tokenizer, write_token_data
+from distilkit.train.objective import Objective, compute_terms
+from tiny import SPECIALS, make_model, make_tokenizer, write_token_data
 
 
 @pytest.fixture
@@ -31,6 +33,17 @@ def _records(out):
     return [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
 
 
+def _masked_predictions_in_data_words(model, data_dir, n_words: int = 8) -> float:
+    """Fraction of sequences where the model's top guess at a [MASK] (third position) is one of the data's words."""
+    data = TokenDataset(data_dir)
+    ids = torch.stack([torch.from_numpy(data[i][:6].astype("int64")) for i in range(len(data))])  # [CLS] + 5 words
+    ids[:, 2] = data.meta["special_ids"]["mask"]
+    with torch.no_grad():
+        guesses = model.eval()(input_ids=ids).logits[:, 2].argmax(-1)
+    first_word = len(SPECIALS)  # write_token_data draws words from the ids right after the specials
+    return ((guesses >= first_word) & (guesses < first_word + n_words)).float().mean().item()
+
+
 def test_triple_loss_trains_and_saves_a_loadable_student(setup, tmp_path):
     write_token_data(tmp_path / "data", n_sequences=64, n_words=8)  # a learnable word distribution
     config = dataclasses.replace(setup, max_steps=30, lr=2e-3, warmup_ratio=0.0, tensorboard=True)
@@ -48,6 +61,11 @@ def test_triple_loss_trains_and_saves_a_loadable_student(setup, tmp_path):
     assert result.steps == 30 and result.skipped_steps == 0
     student = AutoModelForMaskedLM.from_pretrained(result.student_dir)
     assert student.config.num_hidden_layers == 2
+    # It learnt the data, not just lowered a number: at a [MASK] the trained student predicts one of the 8 words
+    # the data is made of (chance: 8 of 145 ids); the student it started from, like the random teacher, does not.
+    initial = AutoModelForMaskedLM.from_pretrained(setup.student)
+    assert _masked_predictions_in_data_words(student, setup.data) >= 0.9
+    assert _masked_predictions_in_data_words(initial, setup.data) < 0.2
     assert any((tmp_path / "out" / "tb").iterdir())
     saved = json.loads((tmp_path / "out" / "config.json").read_text())
     assert saved["config"]["alpha_ce"] == 5.0 and "torch" in saved["versions"]
@@ -69,10 +87,59 @@ def test_gradient_accumulation_equals_one_large_batch(setup, tmp_path):
 
 def test_hidden_and_attention_terms(setup):
     events = []
-    distill(dataclasses.replace(setup, alpha_hidden=1.0, alpha_attention=1.0), callback=events.append)
+    result = distill(dataclasses.replace(setup, alpha_hidden=1.0, alpha_attention=1.0), callback=events.append)
     step = next(e for e in events if e["event"] == "step")
     assert set(step["terms"]) == {"kl", "mlm", "cos", "hidden", "attention"}
     assert all(v >= 0 for v in step["terms"].values())
+    # Student layers copy teacher layers [0, 3]: hidden states 1↔1 and 2↔4, attention of the last layers 2↔4.
+    # Student layer 2 reads layer 0's output where teacher layer 4 read layer 3's, so both terms start above 0.
+    objective = json.loads((result.out / "config.json").read_text())["objective"]
+    assert objective["hidden_pairs"] == [[1, 1], [2, 4]] and objective["attention_pairs"] == [[2, 4]]
+    assert step["terms"]["hidden"] > 0 and step["terms"]["attention"] > 0
+
+
+def test_hidden_and_attention_terms_by_hand():
+    """compute_terms picks the matched layers (hidden index 0 = embeddings, attention 1-based), drops padded
+    tokens and padded queries, and divides by the global token count times the number of layer pairs."""
+    objective = Objective({"hidden": 1.0, "attention": 1.0}, 1.0, hidden_pairs=[(1, 2), (2, 4)],
+                          attention_pairs=[(2, 3)])  # fmt: skip
+    mask = torch.tensor([[1, 1, 0]])  # one sequence, the third token is padding
+    pad = [9.0, 9.0]  # a padded row far from everything: counted, it would dominate
+    student_hidden = (
+        torch.tensor([[[5.0, 5.0], [5.0, 5.0], pad]]),  # embeddings: unmatched
+        torch.tensor([[[1.0, 0.0], [0.0, 1.0], pad]]),
+        torch.tensor([[[2.0, 2.0], [1.0, 1.0], pad]]),
+    )
+    teacher_hidden = tuple(torch.full((1, 3, 2), 10.0 * k) for k in range(5))  # unmatched layers: 0, 10, 20, …
+    teacher_hidden = (*teacher_hidden[:2], torch.tensor([[[0.0, 0.0], [0.0, 1.0], [0.0, 0.0]]]), teacher_hidden[3],
+                      torch.tensor([[[0.0, 2.0], [1.0, -1.0], [0.0, 0.0]]]))  # fmt: skip
+
+    def attention(head_0_rows, head_1_rows):  # (query rows per head) → (B=1, H=2, L=3, L=3)
+        return torch.tensor([[head_0_rows, head_1_rows]])
+
+    same = [[0.2, 0.8, 0.0], [0.6, 0.4, 0.0], [1.0, 0.0, 0.0]]
+    uniform = attention([[1 / 3] * 3] * 3, [[1 / 3] * 3] * 3)  # every unmatched layer
+    student_attention = (
+        uniform,
+        attention([[0.25, 0.75, 0.0], [0.5, 0.5, 0.0], [0.001, 0.999, 0.0]], same),
+        uniform,
+    )
+    teacher_attention = (uniform, uniform, attention([[0.5, 0.5, 0.0], [1.0, 0.0, 0.0], [1.0, 0.0, 0.0]], same))
+    terms = compute_terms(
+        objective,
+        {"hidden": student_hidden, "attentions": student_attention},
+        {"hidden": teacher_hidden, "attentions": teacher_attention},
+        mask,
+        None,
+        {"tokens": 4.0, "masked": 1.0, "sequences": 1.0},  # this micro-batch holds 2 of the step's 4 tokens
+    )
+    # hidden, pair 1↔2: rows ((1−0)² + 0²)/2 = 0.5 and 0; pair 2↔4: (2² + 0²)/2 = 2 and (0² + 2²)/2 = 2.
+    # Sum 4.5 over 4 global tokens × 2 pairs = 0.5625.
+    assert terms["hidden"].item() == pytest.approx(0.5625, abs=1e-6)
+    # attention, student layer 2 ↔ teacher layer 3, KL(teacher ‖ student) per query, averaged over the 2 heads:
+    # query 1, head 0: 0.5·ln(0.5/0.25) + 0.5·ln(0.5/0.75) = 0.143841; query 2, head 0: 1·ln(1/0.5) = 0.693147;
+    # head 1 is the same in both → 0. (0.143841 + 0.693147) / 2 heads = 0.418494, over 4 tokens × 1 pair = 0.104624.
+    assert terms["attention"].item() == pytest.approx(0.104624, abs=1e-6)
 
 
 def test_teacher_without_mlm_head_distils_through_hidden_states_only(tmp_path):

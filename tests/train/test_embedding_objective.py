@@ -11,22 +11,30 @@ import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
+from transformers import AutoModel
 
-from distilkit.embeddings import load_sentence_model
+from distilkit.embeddings import SentenceModel, load_sentence_model
 from distilkit.errors import ConfigError, ModelError
 from distilkit.models.sentence import SentenceSpec, write_sentence_files
 from distilkit.models.student import PROJECTION_FILE, InitStudentConfig, init_student
 from distilkit.train.distill import DistillConfig, distill
 from distilkit.train.objective import Objective, compute_terms
-from tiny import make_model, write_token_data
+from tiny import make_model, make_tokenizer, tiny_config, write_token_data
 
 DRIVER = Path(__file__).with_name("kill_driver.py")
 TEXTS = ["the sea was long", "a whale and a ship", "she said that the old house was good", "up"]
 
 
-def st_teacher(directory: Path, dropout: float = 0.0) -> Path:
-    """A tiny 4-layer BERT encoder saved as a sentence-transformers folder (mean pooling + normalise)."""
-    make_model(directory, "bert", mlm=False, layers=4, dropout=dropout)
+def st_teacher(directory: Path, dropout: float = 0.0, initializer_range: float = 0.02) -> Path:
+    """A tiny 4-layer BERT encoder saved as a sentence-transformers folder (mean pooling + normalise).
+
+    At the default initializer range a random encoder gives every text nearly the same embedding, so that a
+    student cut from it already matches it (cosine ≈ 0.9998); 0.1 makes texts differ and the student miss."""
+    torch.manual_seed(0)
+    config = tiny_config("bert", layers=4, dropout=dropout)
+    config.initializer_range = initializer_range
+    AutoModel.from_config(config).save_pretrained(directory)
+    make_tokenizer(directory)
     write_sentence_files(directory, SentenceSpec(), 32, 64)
     return directory
 
@@ -61,14 +69,27 @@ def test_embedding_terms_by_hand():
     assert terms["emb_sim"].item() == pytest.approx(0.125)
 
 
+def _distance(teacher: SentenceModel, student: str | Path, texts: list[str]) -> float:
+    """Mean cosine distance between the student's and the teacher's sentence embeddings."""
+    return float(1 - (teacher.encode(texts) * load_sentence_model(student).encode(texts)).sum(1).mean())
+
+
 def test_embedding_objective_trains_and_saves_a_sentence_transformers_student(setup, tmp_path):
     st = pytest.importorskip("sentence_transformers", reason="sentence-transformers is not installed")
+    teacher = st_teacher(tmp_path / "distinct", initializer_range=0.1)  # texts differ: a student has to learn
+    init_student(InitStudentConfig(str(teacher), str(tmp_path / "distinct-student"), layers="0,3"))
     write_token_data(tmp_path / "data", n_sequences=64, n_words=8)
-    result = distill(dataclasses.replace(setup, max_steps=30, lr=2e-3, warmup_ratio=0.0))
+    config = dataclasses.replace(setup, teacher=str(teacher), student=str(tmp_path / "distinct-student"))
+    result = distill(dataclasses.replace(config, max_steps=30, lr=2e-3, warmup_ratio=0.0))
     records = _records(result.out)
     assert set(records[0]["terms"]) == {"emb_mse", "emb_cos"} and result.terms == ["emb_mse", "emb_cos"]
+    # The loss falls tenfold (0.073 → 0.007), and on texts it never saw the student's embeddings move towards
+    # the teacher's: cosine distance 0.084 before distillation, 0.016 after.
     first, last = np.mean([r["loss"] for r in records[:5]]), np.mean([r["loss"] for r in records[-5:]])
-    assert last < 0.7 * first
+    assert last < 0.3 * first
+    teacher_model = load_sentence_model(teacher)
+    before, after = (_distance(teacher_model, s, TEXTS) for s in (config.student, result.student_dir))
+    assert after < 0.5 * before
     saved = json.loads((result.out / "config.json").read_text())
     assert saved["objective"]["kind"] == "embedding" and saved["objective"]["pooling"] == ["mean"]
     # Plain transformers and sentence-transformers both load the student; ST encodes as distilkit does.
@@ -135,10 +156,14 @@ def narrow(tmp_path):
 def test_narrower_student_trains_its_projection_and_saves_it(narrow):
     st = pytest.importorskip("sentence_transformers", reason="sentence-transformers is not installed")
     initial = load_file(Path(narrow.student) / PROJECTION_FILE)["weight"]
-    result = distill(narrow)
+    result = distill(dataclasses.replace(narrow, max_steps=30, lr=2e-3, warmup_ratio=0.0))
     trained = load_file(result.student_dir / PROJECTION_FILE)["weight"]
     assert trained.shape == initial.shape == (32, 16)
     assert not torch.equal(trained, initial)  # P learned with the student
+    # ... and the projected student learnt the teacher's direction: the cosine term falls by more than half
+    # (0.063 over the first five steps → 0.021 over the last five).
+    cosine = [r["terms"]["emb_cos"] for r in _records(result.out)]
+    assert np.mean(cosine[-5:]) < 0.5 * np.mean(cosine[:5])
     checkpoint = load_file(next((result.out / "checkpoints").iterdir()) / "model.safetensors")
     assert "projection.weight" in checkpoint and any(k.startswith("student.") for k in checkpoint)
     # The student's own embeddings are 16-dimensional; sentence-transformers agrees.
@@ -190,6 +215,8 @@ def test_two_process_ddp_trains_the_projection_like_one_process(tmp_path):
     assert ddp.returncode == 0, ddp.stdout[-1500:] + ddp.stderr[-1500:]
     single_losses, ddp_losses = (_records(tmp_path / name) for name in ("single", "ddp"))
     assert [r["loss"] for r in ddp_losses] == pytest.approx([r["loss"] for r in single_losses], rel=1e-4, abs=1e-6)
+    # the gradient norm too: Adam would hide a gradient off by the world size (a broken DDP rescale)
+    assert [r["grad_norm"] for r in ddp_losses] == pytest.approx([r["grad_norm"] for r in single_losses], rel=1e-4)
     a = load_file(tmp_path / "single" / "student" / PROJECTION_FILE)["weight"]
     b = load_file(tmp_path / "ddp" / "student" / PROJECTION_FILE)["weight"]
     assert torch.allclose(a, b, atol=1e-5)

@@ -41,8 +41,8 @@ def bench(
     out: Annotated[Path | None, typer.Option(help="Write the results JSON here.")] = None,
 ) -> None:
     """Parameters, size, latency and throughput of teacher and student on every backend, and GFLOP/s vs peak."""
-    from distilkit.bench import BenchConfig, summary_rows
-    from distilkit.bench import bench as run_bench
+    from distilkit.ship.bench import BenchConfig, summary_rows
+    from distilkit.ship.bench import bench as run_bench
 
     def go(bar: TrainProgress) -> dict:
         config = BenchConfig(
@@ -63,7 +63,7 @@ def bench(
 
 def bench_table(results: dict[str, Any]) -> Table:
     """Teacher and student per backend; skipped backends say only "skipped" (``bench`` prints why below)."""
-    from distilkit.bench import summary_rows
+    from distilkit.ship.bench import summary_rows
 
     rows = summary_rows(results)
     small, large = rows[0]["small"], rows[0]["large"]
@@ -113,8 +113,8 @@ def export(
     overwrite: Annotated[bool, typer.Option(help="Replace an existing output folder.")] = False,
 ) -> None:
     """Export for deployment: hf (with a model card), onnx (parity-checked), int8 (with an accuracy guard)."""
-    from distilkit.export import ExportConfig
-    from distilkit.export import export as run_export
+    from distilkit.ship.export import ExportConfig
+    from distilkit.ship.export import export as run_export
 
     def go() -> Any:
         config = ExportConfig(
@@ -154,8 +154,8 @@ def serve(
     threads: Annotated[int, typer.Option(help="Intra-op threads (0 = every core).")] = 0,
 ) -> None:
     """Serve POST /predict, GET /health, GET /info and a side-by-side teacher/student page at /."""
-    from distilkit.serve.app import ServeConfig
-    from distilkit.serve.app import serve as run_serve
+    from distilkit.ship.serve.app import ServeConfig
+    from distilkit.ship.serve.app import serve as run_serve
 
     def go(bar: TrainProgress) -> None:
         config = ServeConfig(
@@ -179,8 +179,8 @@ def report(
     title: Annotated[str, typer.Option(help="Title of the report.")] = "distilkit report card",
 ) -> None:
     """One self-contained HTML report card: loss curves, quality retained, latency vs quality, all figures."""
-    from distilkit.report import ReportConfig
-    from distilkit.report import report as run_report
+    from distilkit.ship.report import ReportConfig
+    from distilkit.ship.report import report as run_report
 
     paths = tuple(str(r) for r in [*runs, *(more_runs or [])])
     path = _run(lambda: run_report(ReportConfig(paths, str(out), title)), progress=False)

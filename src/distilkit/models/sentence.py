@@ -10,6 +10,7 @@ sentence-transformers package; the tests compare against ``SentenceTransformer(d
 from __future__ import annotations
 
 import json
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -196,3 +197,28 @@ def write_sentence_files(
     write_json(directory / pooling_path / "config.json", pooling)
     write_json(directory / "sentence_bert_config.json", sentence_config)
     write_json(directory / "config_sentence_transformers.json", st_config)
+
+
+def copy_sentence_files(source: str | Path, target: str | Path) -> list[str]:
+    """Copy what makes ``source`` a sentence-transformers folder into ``target`` (which holds the same model):
+    modules.json, sentence_bert_config.json, config_sentence_transformers.json and every module's folder
+    (1_Pooling/, 2_Normalize/, ...). Returns the names copied; none when ``source`` is a bare encoder."""
+    source, target = Path(source), Path(target)
+    if not is_sentence_transformer(source):
+        return []
+    modules = read_json(source / "modules.json", "sentence-transformers modules.json")
+    folders = {str(m.get("path", "")) for m in modules if isinstance(m, dict)} if isinstance(modules, list) else set()
+    names = [*ST_FILES, *sorted(folders - {"", "."})]
+    copied = []
+    for name in names:
+        path = source / name
+        if source.resolve() not in path.resolve().parents:  # a module path may not leave the folder
+            continue
+        if path.is_dir():
+            shutil.copytree(path, target / name, dirs_exist_ok=True)
+        elif path.is_file():
+            shutil.copy2(path, target / name)
+        else:
+            continue
+        copied.append(name)
+    return copied

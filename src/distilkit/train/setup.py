@@ -27,7 +27,7 @@ from distilkit.models.teacher import (
 from distilkit.train.objective import Objective, parse_layer_pairs
 
 if TYPE_CHECKING:
-    from distilkit.train.distill import DistillConfig
+    from distilkit.train.config import DistillConfig
 
 log = logging.getLogger(__name__)
 

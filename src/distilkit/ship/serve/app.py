@@ -75,8 +75,8 @@ def create_app(config: ServeConfig, predictors: dict[str, Any] | None = None):
     from fastapi.staticfiles import StaticFiles
     from starlette.exceptions import HTTPException
 
-    from distilkit.serve.batching import MicroBatcher
-    from distilkit.serve.predictor import load_predictor
+    from distilkit.ship.serve.batching import MicroBatcher
+    from distilkit.ship.serve.predictor import load_predictor
 
     if predictors is None:
         predictors = {
@@ -245,7 +245,7 @@ def serve(config: ServeConfig, callback=None) -> None:
     _require_fastapi()
     import uvicorn
 
-    from distilkit.bench import torch_threads
+    from distilkit.ship.bench import torch_threads
 
     emit = callback or (lambda event: None)
     with torch_threads(config.threads or os.cpu_count() or 1):

@@ -1,6 +1,6 @@
 """What one model answers: tokenise a batch of inputs, run it (PyTorch or ONNX Runtime), decode per kind.
 
-Kinds (see `distilkit.export.model_kind`): embedding → the sentence embedding `distilkit evaluate --task sts`
+Kinds (see `distilkit.ship.kinds.model_kind`): embedding → the sentence embedding `distilkit evaluate --task sts`
 scores (pooling, normalisation, lower-casing and length from the model's sentence-transformers config, via
 `distilkit.models.sentence`); classification → label and probabilities; token-classification → entities with
 character spans; qa → answer text.
@@ -15,8 +15,13 @@ from typing import Any
 import numpy as np
 import torch
 
+from distilkit.embeddings import count_parameters
 from distilkit.errors import ConfigError
-from distilkit.models.sentence import SentenceSpec, embed, pool
+from distilkit.models.sentence import SentenceSpec, embed, pool, read_sentence_spec
+from distilkit.models.teacher import hidden_size, load_config, load_tokenizer, num_layers, resolve_model_path
+from distilkit.ship.bench import weights_bytes
+from distilkit.ship.kinds import KINDS, input_names, load_task_model, max_tokens, model_kind, read_task
+from distilkit.ship.onnx_graph import onnx_parameters, onnx_path, ort_session, run_session
 
 Item = str | tuple[str, str]  # a text, or (question, context) for QA
 _TAG = re.compile(r"O|[BIES]-.+")
@@ -49,8 +54,6 @@ class Predictor:
         return None
 
     def run(self, features: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        from distilkit.export import KINDS, run_session
-
         if self.session is not None:
             return run_session(self.session, features)
         names = self.info["inputs"]
@@ -137,20 +140,6 @@ def sentence_embeddings(hidden: np.ndarray, attention_mask: np.ndarray, spec: Se
 
 def load_predictor(name: str, model_dir: str, backend: str = "auto", max_len: int = 128, threads: int = 0) -> Predictor:
     """Load ``model_dir`` for serving. backend auto: ONNX (int8 first) when the folder holds an export, else PyTorch."""
-    from distilkit.bench import weights_bytes
-    from distilkit.embeddings import count_parameters
-    from distilkit.export import (
-        input_names,
-        load_task_model,
-        max_tokens,
-        model_kind,
-        onnx_path,
-        ort_session,
-        read_task,
-    )
-    from distilkit.models.sentence import read_sentence_spec
-    from distilkit.models.teacher import hidden_size, load_config, load_tokenizer, num_layers, resolve_model_path
-
     path = resolve_model_path(model_dir)
     kind, config, tokenizer = model_kind(path), load_config(path), load_tokenizer(path)
     graph = onnx_path(path) if backend in ("auto", "onnx") else None
@@ -181,11 +170,3 @@ def load_predictor(name: str, model_dir: str, backend: str = "auto", max_len: in
     info.update(backend="pytorch fp32", inputs=input_names(model, tokenizer), params=count_parameters(model))
     info["bytes"] = weights_bytes(path)
     return Predictor(name, str(path), kind, "torch", length, tokenizer, model=model, info=info, sentence=sentence)
-
-
-def onnx_parameters(path) -> int:
-    """Weights stored in an ONNX graph (an int8 weight and its fp32 original count the same)."""
-    import onnx
-
-    graph = onnx.load(str(path), load_external_data=False).graph
-    return int(sum(np.prod(tensor.dims, dtype=np.int64) for tensor in graph.initializer if len(tensor.dims) >= 1))

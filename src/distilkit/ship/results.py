@@ -1,10 +1,45 @@
-"""Benchmark and run results as rows for the report card: a headline score from any of the result shapes
-distilkit writes, quality retained per task (with the spread over seeds and why a retention means little), and
-the students of a size sweep."""
+"""Benchmark and run results as rows for the report card and the model card: a result file read defensively,
+every figure in a record, a headline score from any of the result shapes distilkit writes, quality retained per
+task (with the spread over seeds and why a retention means little), and the students of a size sweep."""
 
 from __future__ import annotations
 
+import json
+import logging
+from pathlib import Path
 from typing import Any
+
+log = logging.getLogger(__name__)
+
+SKIPPED_KEYS = ("config", "samples", "versions", "files", "inputs", "machine")  # not figures
+
+
+def read_result(path: Path) -> Any:
+    """A JSON result file's content, or None (with a warning when it exists but is not readable JSON)."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+    except (OSError, ValueError):
+        log.warning("skipping %s: not readable JSON", path)
+        return None
+
+
+def flatten(value: Any, prefix: str = "") -> list[tuple[str, float]]:
+    """Every number in a nested record as (dotted.path, value), leaving out configs, raw samples and versions."""
+    if isinstance(value, dict):
+        pairs = [(f"{prefix}.{k}" if prefix else str(k), v) for k, v in value.items() if k not in SKIPPED_KEYS]
+        return [item for key, inner in pairs for item in flatten(inner, key)]
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return [(prefix, value)]
+    return []
+
+
+def figure_text(value: Any) -> str:
+    """A figure as a table shows it: 4 significant digits (whole numbers from 100,000), nothing for None."""
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:,.4g}" if abs(value) < 1e5 else f"{value:,.0f}"
+    return str(value)
 
 
 def score_of(value: Any) -> float | None:

@@ -25,6 +25,16 @@ from torch import nn
 
 from distilkit.errors import ConfigError, DistilkitError
 from distilkit.io import write_json
+from distilkit.ship.kinds import input_names, load_task_model, model_kind
+from distilkit.ship.onnx_graph import (
+    INT8_FILE,
+    ONNX_FILE,
+    export_onnx,
+    onnx_path,
+    ort_session,
+    quantize_int8,
+    require_onnx,
+)
 
 log = logging.getLogger(__name__)
 
@@ -109,8 +119,6 @@ def _matmul_session(n: int, threads: int):
     import onnx
     from onnx import TensorProto, helper
 
-    from distilkit.export import ort_session
-
     shape = [n, n]
     graph = helper.make_graph(
         [helper.make_node("MatMul", ["a", "b"], ["c"])], "matmul",
@@ -154,8 +162,6 @@ def _torch_runner(model: nn.Module, names: list[str], vocab: int, seq_len: int) 
 
 
 def _onnx_runner(path: Path, vocab: int, seq_len: int, threads: int) -> Runner:
-    from distilkit.export import ort_session
-
     session = ort_session(path, threads)
     names = [i.name for i in session.get_inputs()]
     cache: dict[int, dict[str, np.ndarray]] = {}
@@ -170,8 +176,6 @@ def _onnx_runner(path: Path, vocab: int, seq_len: int, threads: int) -> Runner:
 
 def _onnx_files(model_dir: str, model: nn.Module, kind: str, names: list[str], work: Path) -> tuple[Path, Path]:
     """fp32 and int8 ONNX graphs: the export folder's own when it is one, else exported into ``work``."""
-    from distilkit.export import INT8_FILE, ONNX_FILE, export_onnx, onnx_path, quantize_int8
-
     fp32 = onnx_path(model_dir, int8=False)
     if fp32 is None:
         fp32 = work / ONNX_FILE
@@ -188,7 +192,6 @@ def _prepare(
 ) -> tuple[dict[str, Any], dict[str, Runner]]:
     """Describe one model and build a runner per backend (a backend that cannot run here is recorded, skipped)."""
     from distilkit.embeddings import count_parameters
-    from distilkit.export import input_names, load_task_model, model_kind, require_onnx
     from distilkit.models.teacher import hidden_size, load_tokenizer, num_layers, resolve_model_path
 
     path = resolve_model_path(model_dir)

@@ -1,5 +1,4 @@
-"""One self-contained HTML report card from run folders and result files (plots embedded as base64 PNG), and the
-model card (README.md) that `export` writes next to a model.
+"""One self-contained HTML report card from run folders and result files (plots embedded as base64 PNG).
 
 Every input is read defensively: a missing or unfamiliar piece leaves its section saying so, never an error.
 """
@@ -9,8 +8,6 @@ from __future__ import annotations
 import base64
 import html
 import io
-import json
-import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,14 +15,11 @@ from typing import Any
 
 from distilkit.errors import ConfigError
 from distilkit.io import atomic_write_text, read_jsonl
-from distilkit.results import headline, score_of, student_points, task_rows
-
-log = logging.getLogger(__name__)
+from distilkit.ship.results import figure_text, flatten, headline, read_result, score_of, student_points, task_rows
 
 REPORT_INSTALL = 'pip install "distilkit[report]"'
 KNOWN_FILES = ("metrics.jsonl", "quickstart.json", "tasks.json", "export.json", "bench.json")
 KINDS = ("distill", "quickstart", "bench", "tasks", "students", "export", "serve")
-SKIPPED_KEYS = ("config", "samples", "versions", "files", "inputs", "machine")
 STYLE = (
     "body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;color:#222}"
     "table{border-collapse:collapse;font-size:13px;margin:.5em 0}td,th{border:1px solid #ccc;padding:3px 8px;"
@@ -60,14 +54,6 @@ def write_report(run_dirs: Sequence[str | Path], out_html: str | Path, title: st
 
 
 # ---------------------------------------------------------------- reading
-def _json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
-    except (OSError, ValueError):
-        log.warning("skipping %s: not readable JSON", path)
-        return None
-
-
 def _files(root: Path) -> Iterable[Path]:
     if root.is_file():
         yield root
@@ -90,7 +76,7 @@ def collect(runs: Iterable[str | Path]) -> dict[str, list[tuple[str, Any]]]:
                 records = [r for r in read_jsonl(path) if isinstance(r, dict) and "step" in r]
                 found["distill"] += [(label, records)] if records else []
                 continue
-            data = _json(path)
+            data = read_result(path)
             if path.name == "tasks.json" and isinstance(data, list):
                 data = {"tasks": data}
             if not isinstance(data, dict):
@@ -223,11 +209,7 @@ def throughput_plot(plt, rows: list[dict[str, Any]]) -> str:
 
 # ---------------------------------------------------------------- HTML
 def _fmt(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, float):
-        return f"{value:,.4g}" if abs(value) < 1e5 else f"{value:,.0f}"
-    return html.escape(str(value))
+    return html.escape(figure_text(value))
 
 
 def _table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
@@ -241,18 +223,8 @@ def _table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
-def flatten(value: Any, prefix: str = "") -> list[tuple[str, float]]:
-    """Every number in a nested record as (dotted.path, value), leaving out configs, raw samples and versions."""
-    if isinstance(value, dict):
-        pairs = [(f"{prefix}.{k}" if prefix else str(k), v) for k, v in value.items() if k not in SKIPPED_KEYS]
-        return [item for key, inner in pairs for item in flatten(inner, key)]
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return [(prefix, value)]
-    return []
-
-
 def _speed(plt, found: dict[str, list]) -> str:
-    from distilkit.bench import summary_rows
+    from distilkit.ship.bench import summary_rows
 
     parts = []
     for label, data in found["bench"]:
@@ -337,61 +309,3 @@ def render(found: dict[str, list], title: str) -> str:
         f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
         f"<style>{STYLE}</style></head><body><h1>{html.escape(title)}</h1>{body}</body></html>\n"
     )
-
-
-# ---------------------------------------------------------------- model card
-def model_card(source: str, out: str, kind: str, model, record: dict[str, Any], bench: str | None = None) -> str:
-    """README.md for an exported model: what it is, where it came from, how good and how fast it is.
-
-    The teacher and distillation data come from the distill run folder that holds the model (run/student),
-    scores from distilkit_task.json and the int8 guard, speed from a `distilkit bench` JSON."""
-    from distilkit.bench import summary_rows
-    from distilkit.embeddings import count_parameters
-    from distilkit.export import read_task
-    from distilkit.models.teacher import hidden_size, num_layers
-
-    run = _json(Path(source).parent / "config.json")
-    run_config = run.get("config", {}) if isinstance(run, dict) and run.get("command") == "distill" else {}
-    teacher = record["config"].get("teacher") or run_config.get("teacher") or "not recorded"
-    layers = getattr(model.config, "distilkit_teacher_layers", "n/a")
-    task = read_task(source) or ("none (sentence embeddings)" if kind == "embedding" else "not recorded")
-    lines = [
-        "---", "library_name: transformers", "tags: [distilkit, knowledge-distillation]", "---", "",
-        f"# {Path(out).name}", "", f"A {num_layers(model.config)}-layer {model.config.model_type} {kind} model "
-        "distilled with distilkit.", "", "| | |", "|---|---|", f"| teacher | {teacher} |",
-        f"| layers copied from the teacher | {layers} |", f"| hidden size | {hidden_size(model.config)} |",
-        f"| parameters | {count_parameters(model):,} |", f"| task | {task} |",
-        f"| distillation data | {run_config.get('data', 'not recorded')} |", f"| format | {record['format']} |",
-    ]  # fmt: skip
-    if record.get("parity_max_abs_diff") is not None:
-        lines.append(f"| ONNX vs PyTorch, max abs diff | {record['parity_max_abs_diff']:.2e} |")
-    guard = {k: v for k, v in (record.get("guard") or {}).items() if k in ("fp32", "int8", "drop_points")}
-    task_info = _json(Path(source) / "distilkit_task.json")
-    dev = {k: v for k, v in task_info.items() if k in ("metrics", "main_score")} if isinstance(task_info, dict) else {}
-    scores = flatten(dev) + flatten(guard, "int8 guard")
-    lines += ["", "## Scores", "", *([f"- {name}: {_fmt(value)}" for name, value in scores] or ["Not recorded."])]
-    lines += ["", "## Speed", ""]
-    data = _json(Path(bench)) if bench else None
-    if isinstance(data, dict) and isinstance(data.get("models"), dict):
-        lines += ["| model | backend | p50 ms, smallest batch | sequences/s, largest batch |", "|---|---|---|---|"]
-        lines += [
-            f"| {r['model']} | {r['backend']} | {r['p50_ms']:.1f} | {r['sequences_per_s']:.1f} |"
-            for r in summary_rows(data)
-            if r["status"] == "ok"
-        ]
-    else:
-        lines.append(
-            "Not measured — `distilkit bench --teacher DIR --student DIR --out bench.json`, then export again."
-        )
-    lines += ["", "## Use", "", "```python"]
-    if record["format"] == "hf":
-        lines.append(
-            f'model = transformers.AutoModel.from_pretrained("{Path(out).name}")  # or the AutoModelFor… class'
-        )
-    else:
-        int8 = record["format"] == "int8" and (record.get("guard") or {}).get("accepted", True)
-        graph = "model.int8.onnx" if int8 else "model.onnx"
-        lines.append(
-            f'session = onnxruntime.InferenceSession("{Path(out).name}/{graph}")  # inputs: {record["inputs"]}'
-        )
-    return "\n".join([*lines, "```", ""])
