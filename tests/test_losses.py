@@ -35,11 +35,17 @@ def test_soft_target_kl_is_zero_for_equal_logits_and_averages_rows():
 
 
 def test_masked_lm_ce_hand_value():
-    # Uniform logits over 4 classes: −ln(1/4) = ln 4 = 1.386294 for any target.
-    logits = torch.zeros(2, 4)
-    labels = torch.tensor([2, 0])
-    assert losses.masked_lm_ce(logits, labels).item() == pytest.approx(math.log(4), abs=1e-6)
-    assert losses.masked_lm_ce(logits, labels, normalizer=4).item() == pytest.approx(math.log(4) / 2, abs=1e-6)
+    # Every row gives every class a different probability, so only the labelled entry of each row gives the value:
+    # row 0 p = [.1, .2, .3, .4], label 2 → −ln .3 = 1.203973; row 1 p = [.4, .3, .2, .1], label 0 → −ln .4 =
+    # 0.916291; row 2 p = [.25, .5, .125, .125], label 1 → −ln .5 = 0.693147. Sum 2.813411, mean 0.937804.
+    probabilities = torch.tensor([[0.1, 0.2, 0.3, 0.4], [0.4, 0.3, 0.2, 0.1], [0.25, 0.5, 0.125, 0.125]])
+    logits = probabilities.log() + torch.tensor([[1.0], [-2.0], [0.5]])  # a shift per row changes no softmax
+    labels = torch.tensor([2, 0, 1])
+    assert losses.masked_lm_ce(logits, labels).item() == pytest.approx(0.937804, abs=1e-6)
+    assert losses.masked_lm_ce(logits, labels, normalizer=6).item() == pytest.approx(0.468902, abs=1e-6)
+    # The same rows in another order with their labels: the same loss (labels travel with their rows).
+    order = torch.tensor([2, 0, 1])
+    assert losses.masked_lm_ce(logits[order], labels[order]).item() == pytest.approx(0.937804, abs=1e-6)
 
 
 def test_hidden_cosine_hand_value():

@@ -101,18 +101,27 @@ def test_hidden_and_attention_terms(setup):
 def test_hidden_and_attention_terms_by_hand():
     """compute_terms picks the matched layers (hidden index 0 = embeddings, attention 1-based), drops padded
     tokens and padded queries, and divides by the global token count times the number of layer pairs."""
-    objective = Objective({"hidden": 1.0, "attention": 1.0}, 1.0, hidden_pairs=[(1, 2), (2, 4)],
-                          attention_pairs=[(2, 3)])  # fmt: skip
+    objective = Objective(
+        {"hidden": 1.0, "attention": 1.0}, 1.0, hidden_pairs=[(1, 2), (2, 4)], attention_pairs=[(2, 3)]
+    )
     mask = torch.tensor([[1, 1, 0]])  # one sequence, the third token is padding
     pad = [9.0, 9.0]  # a padded row far from everything: counted, it would dominate
+
+    def unmatched(k: int) -> torch.Tensor:  # a layer no pair names: 0, 10, 20, … everywhere
+        return torch.full((1, 3, 2), 10.0 * k)
+
     student_hidden = (
-        torch.tensor([[[5.0, 5.0], [5.0, 5.0], pad]]),  # embeddings: unmatched
+        unmatched(5),  # the embedding output
         torch.tensor([[[1.0, 0.0], [0.0, 1.0], pad]]),
         torch.tensor([[[2.0, 2.0], [1.0, 1.0], pad]]),
     )
-    teacher_hidden = tuple(torch.full((1, 3, 2), 10.0 * k) for k in range(5))  # unmatched layers: 0, 10, 20, …
-    teacher_hidden = (*teacher_hidden[:2], torch.tensor([[[0.0, 0.0], [0.0, 1.0], [0.0, 0.0]]]), teacher_hidden[3],
-                      torch.tensor([[[0.0, 2.0], [1.0, -1.0], [0.0, 0.0]]]))  # fmt: skip
+    teacher_hidden = (
+        unmatched(0),
+        unmatched(1),
+        torch.tensor([[[0.0, 0.0], [0.0, 1.0], [0.0, 0.0]]]),
+        unmatched(3),
+        torch.tensor([[[0.0, 2.0], [1.0, -1.0], [0.0, 0.0]]]),
+    )
 
     def attention(head_0_rows, head_1_rows):  # (query rows per head) → (B=1, H=2, L=3, L=3)
         return torch.tensor([[head_0_rows, head_1_rows]])

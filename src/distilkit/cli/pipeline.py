@@ -73,6 +73,11 @@ def init_student(
         Path | None, typer.Option(help="Your text for --layers auto / --hidden-size (default: the demo corpus).")
     ] = None,
     probe_samples: Annotated[int, typer.Option(help="Lines of --probe-text to sample.")] = 512,
+    probe_max_len: Annotated[int, typer.Option(help="Tokens per probe line.")] = 128,
+    max_candidates: Annotated[
+        int, typer.Option(help="Try every layer subset up to this many, else hill-climb from the even spread.")
+    ] = 64,
+    seed: Annotated[int, typer.Option(help="Which probe lines are sampled.")] = 0,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing output directory.")] = False,
 ) -> None:
     """Build a student from the teacher's own weights: fewer layers (chosen or probed), optionally narrower."""
@@ -83,6 +88,7 @@ def init_student(
         config = InitStudentConfig(
             teacher, str(out), layers, num_layers, hidden_size=hidden_size, num_heads=num_heads,
             probe_text=str(probe_text) if probe_text else None, probe_samples=probe_samples, overwrite=overwrite,
+            probe_max_len=probe_max_len, max_candidates=max_candidates, seed=seed,
         )  # fmt: skip
         return run_init(config)
 
@@ -130,6 +136,8 @@ def distill(
     layer_map: Annotated[str | None, typer.Option(help="Hidden-state pairs student:teacher, e.g. 1:2,2:4.")] = None,
     attention_map: Annotated[str | None, typer.Option(help="Attention layer pairs (1-based), e.g. 3:6.")] = None,
     mlm_prob: Annotated[float, typer.Option(help="Fraction of tokens to predict.")] = 0.15,
+    mask_frac: Annotated[float, typer.Option(help="Of the predicted tokens: share replaced by [MASK].")] = 0.8,
+    random_frac: Annotated[float, typer.Option(help="Of the predicted tokens: share replaced at random.")] = 0.1,
     smoothing: Annotated[float, typer.Option(help="Masking frequency smoothing exponent.")] = 0.7,
     batch_size: Annotated[int, typer.Option(help="Sequences per process per micro-batch.")] = 32,
     grad_accum: Annotated[int, typer.Option(help="Micro-batches per optimizer step.")] = 1,
@@ -163,6 +171,7 @@ def distill(
             alpha_emb_sim=alpha_emb_sim,
             alpha_cos=alpha_cos, alpha_hidden=alpha_hidden, alpha_attention=alpha_attention, temperature=temperature,
             layer_map=layer_map, attention_map=attention_map, mlm_prob=mlm_prob, smoothing=smoothing,
+            mask_frac=mask_frac, random_frac=random_frac,
             batch_size=batch_size, grad_accum=grad_accum, lr=lr, weight_decay=weight_decay, warmup_ratio=warmup_ratio,
             max_grad_norm=max_grad_norm, epochs=epochs, max_steps=max_steps, time_budget=time_budget,
             group_by_length=group_by_length, seed=seed, precision=precision, device=device, save_every=save_every,
@@ -191,6 +200,11 @@ def quickstart(
     num_layers: Annotated[int, typer.Option(help="Student layers.")] = 3,
     time_budget: Annotated[float, typer.Option(help="Seconds of distillation.")] = 180.0,
     heldout: Annotated[int, typer.Option(help="Held-out paragraphs for the comparison.")] = 1000,
+    probe_samples: Annotated[int, typer.Option(help="Training lines the layer probe embeds.")] = 256,
+    max_len: Annotated[int, typer.Option(help="Tokens per training sequence.")] = 64,
+    batch_size: Annotated[int, typer.Option(help="Sequences per step.")] = 32,
+    lr: Annotated[float, typer.Option(help="Peak learning rate.")] = 1e-4,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 56,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing run directory.")] = False,
 ) -> None:
     """Run the whole pipeline on the embedded default teacher and demo corpus, then compare."""
@@ -200,7 +214,8 @@ def quickstart(
     def go(bar: TrainProgress) -> dict:
         config = QuickstartConfig(
             out=str(out), teacher=teacher, corpus=str(corpus) if corpus else None, num_layers=num_layers,
-            time_budget=time_budget, heldout=heldout, overwrite=overwrite,
+            time_budget=time_budget, heldout=heldout, overwrite=overwrite, probe_samples=probe_samples,
+            max_len=max_len, batch_size=batch_size, lr=lr, seed=seed,
         )  # fmt: skip
         return run_quickstart(config, callback=bar)
 

@@ -39,6 +39,10 @@ def bench(
     repeats: Annotated[int, typer.Option(help="Timed runs per cell per round.")] = 8,
     rounds: Annotated[int, typer.Option(help="Interleaved measurement rounds.")] = 3,
     out: Annotated[Path | None, typer.Option(help="Write the results JSON here.")] = None,
+    peak_size: Annotated[int, typer.Option(help="n of the n×n×n fp32 matmul that measures the peak.")] = 2048,
+    work_dir: Annotated[
+        Path | None, typer.Option(help="Where ONNX exports of non-exported models go (default: a temporary one).")
+    ] = None,
 ) -> None:
     """Parameters, size, latency and throughput of teacher and student on every backend, and GFLOP/s vs peak."""
     from distilkit.ship.bench import BenchConfig, summary_rows
@@ -48,7 +52,8 @@ def bench(
         config = BenchConfig(
             teacher, student, seq_len=seq_len, batch_sizes=_ints(batch_sizes, "--batch-sizes"),
             backends=tuple(b.strip() for b in backends.split(",") if b.strip()), threads=threads, warmup=warmup,
-            repeats=repeats, rounds=rounds, out=str(out) if out else None,
+            repeats=repeats, rounds=rounds, out=str(out) if out else None, peak_size=peak_size,
+            work_dir=str(work_dir) if work_dir else None,
         )  # fmt: skip
         return run_bench(config, callback=bar)
 
