@@ -1,16 +1,21 @@
 """Fuzz what `finetune`, `task-distill` and `evaluate` read (GLUE TSV, SQuAD JSON, CoNLL columns) — each file
-either parses into valid examples or is refused with one line naming the file; then a few whole commands."""
+either parses into valid examples or is refused with one line naming the file, which the commands turn into exit
+code 2; well-formed files of each format parse into the examples they hold; then a few whole commands."""
 
 import json
 from pathlib import Path
 
 import pytest
+import typer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
+from distilkit.cli.app import run_command
 from distilkit.errors import DistilkitError
 from distilkit.tasks.data import read_examples
+from distilkit.tasks.glue import Example
+from distilkit.tasks.ner import NerSentence, to_iob2
 from fuzzcount import CASES
 
 FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -28,9 +33,86 @@ def _outcome(read, source: Path) -> str:
     except DistilkitError as exc:
         assert "\n" not in str(exc)
         assert source.name in str(exc) or source.parent.name in str(exc), str(exc)
+        assert_command_exits_2(read)
         return "rejected"
     assert isinstance(examples, list)
     return "parsed"
+
+
+def assert_command_exits_2(read) -> None:
+    """A refused file ends a command as every task command runs its work (cli.app.run_command): exit code 2."""
+    with pytest.raises(typer.Exit) as exited:
+        run_command(read, progress=False)
+    assert exited.value.exit_code == 2
+
+
+# Well-formed files: the generated content is known, so the reader must give exactly it back.
+words = st.text(alphabet="abcdefghijklmnopqrstuvwxyz'.,!?", min_size=1, max_size=8)
+sentences = st.lists(words, min_size=1, max_size=6).map(" ".join)
+
+
+@FUZZ
+@given(rows=st.lists(st.tuples(sentences, st.sampled_from(["0", "1"])), min_size=1, max_size=12))
+def test_well_formed_glue_sst2_files_parse(tmp_path_factory, rows):
+    root = tmp_path_factory.mktemp("sst2")
+    (root / "train.tsv").write_text("sentence\tlabel\n" + "".join(f"{text}\t{label}\n" for text, label in rows))
+    assert read_examples("sst2", root, "train") == [Example(text, None, int(label)) for text, label in rows]
+    CASES["finetune/evaluate: GLUE"] += 1
+
+
+@FUZZ
+@given(rows=st.lists(st.tuples(sentences, sentences, st.integers(0, 5000)), min_size=1, max_size=12))
+def test_well_formed_glue_stsb_files_parse(tmp_path_factory, rows):
+    root = tmp_path_factory.mktemp("stsb")
+    header = "index\tgenre\tfilename\tyear\told_index\tsource1\tsource2\tsentence1\tsentence2\tscore\n"
+    lines = [f"{i}\tmain\tf\t2012\t{i}\tnone\tnone\t{a}\t{b}\t{score / 1000}\n" for i, (a, b, score) in enumerate(rows)]
+    (root / "dev.tsv").write_text(header + "".join(lines))
+    assert read_examples("stsb", root, "dev") == [Example(a, b, score / 1000) for a, b, score in rows]
+    CASES["finetune/evaluate: GLUE"] += 1
+
+
+@st.composite
+def squad_questions(draw) -> tuple[str, list[tuple[str, int]]]:
+    """A context and 1–3 answers, each a non-empty stretch of it at its offset."""
+    context = draw(sentences)
+    answers = []
+    for _ in range(draw(st.integers(1, 3))):
+        start = draw(st.integers(0, len(context) - 1))
+        end = draw(st.integers(start + 1, len(context)))
+        answers.append((context[start:end], start))
+    return context, answers
+
+
+@FUZZ
+@given(question=squad_questions(), title=sentences)
+def test_well_formed_squad_files_parse(tmp_path_factory, question, title):
+    context, answers = question
+    source = tmp_path_factory.mktemp("squad") / "dev-v1.1.json"
+    qas = [{"id": f"q{i}", "question": f"which {i}?", "answers": [{"text": text, "answer_start": start}]}
+           for i, (text, start) in enumerate(answers)]  # fmt: skip
+    doc = {"version": "1.1", "data": [{"title": title, "paragraphs": [{"context": context, "qas": qas}]}]}
+    source.write_text(json.dumps(doc))
+    examples = read_examples("squad", source, "dev")
+    assert [(e.id, e.title, e.context, e.answers, e.answer_starts) for e in examples] == [
+        (f"q{i}", title, context, (text,), (start,)) for i, (text, start) in enumerate(answers)
+    ]
+    CASES["finetune/evaluate: SQuAD"] += 1
+
+
+tagged = st.tuples(
+    words.filter(lambda w: w != "-DOCSTART-"), st.sampled_from(["O", "B-ORG", "I-ORG", "I-PER", "I-MISC"])
+)
+
+
+@FUZZ
+@given(sentence_list=st.lists(st.lists(tagged, min_size=1, max_size=6), min_size=1, max_size=5))
+def test_well_formed_conll_files_parse(tmp_path_factory, sentence_list):
+    root = tmp_path_factory.mktemp("conll")
+    blocks = ["".join(f"{word} NNP I-NP {tag}\n" for word, tag in sentence) for sentence in sentence_list]
+    (root / "test.txt").write_text("-DOCSTART- -X- -X- O\n\n" + "\n".join(blocks))
+    expected = [NerSentence(tuple(w for w, _ in s), tuple(to_iob2([t for _, t in s]))) for s in sentence_list]
+    assert read_examples("conll2003", root, "test") == expected
+    CASES["finetune/evaluate: CoNLL"] += 1
 
 
 @FUZZ
@@ -124,9 +206,16 @@ def test_conll_files(tmp_path_factory, lines):
 
 @pytest.mark.parametrize(
     ("case", "fragment"),
-    [("missing-dir", "does not exist"), ("labels-outside", "label"), ("wrong-columns", "column"), ("empty", "empty")],
+    [
+        ("missing-dir", "does not exist"),
+        ("labels-outside", "label"),
+        ("wrong-columns", "column"),
+        ("empty", "empty"),
+        ("well-formed", None),
+    ],
 )
 def test_finetune_and_evaluate_commands_refuse_bad_files(tmp_path, case, fragment):
+    """Each bad file: exit code 2 and one "error:" line, nothing written. The well-formed file: both commands run."""
     from transformers import AutoModelForSequenceClassification
 
     from distilkit.cli import app
@@ -144,6 +233,7 @@ def test_finetune_and_evaluate_commands_refuse_bad_files(tmp_path, case, fragmen
         "labels-outside": "sentence\tlabel\nthe sea\t7\n",
         "wrong-columns": "sentence\tlabel\nthe sea\t1\textra\tcells\n",
         "empty": "",
+        "well-formed": "sentence\tlabel\nthe sea\t1\na whale\t0\n",
     }.get(case)
     if case == "missing-dir":
         data = tmp_path / "nowhere"
@@ -151,23 +241,16 @@ def test_finetune_and_evaluate_commands_refuse_bad_files(tmp_path, case, fragmen
         (data / "train.tsv").write_text(content)
         (data / "dev.tsv").write_text(content)
     runner = CliRunner()
-    for command in (
-        [
-            "finetune",
-            "--model",
-            str(tmp_path / "model"),
-            "--task",
-            "sst2",
-            "--data",
-            str(data),
-            "--out",
-            str(tmp_path / "o"),
-        ],
-        ["evaluate", "--model", str(tmp_path / "classifier"), "--task", "sst2", "--data", str(data)],
-    ):
+    finetune = ["finetune", "--model", str(tmp_path / "model"), "--task", "sst2", "--data", str(data),
+                "--out", str(tmp_path / "o"), "--max-steps", "1", "--device", "cpu"]  # fmt: skip
+    evaluate = ["evaluate", "--model", str(tmp_path / "classifier"), "--task", "sst2", "--data", str(data)]
+    for command in (finetune, evaluate):
         result = runner.invoke(app, command)
-        assert result.exit_code != 0 and "Traceback" not in result.output, result.output
+        if fragment is None:
+            assert result.exit_code == 0, result.output
+            continue
+        assert result.exit_code == 2 and "Traceback" not in result.output, result.output
         lines = [line for line in result.output.splitlines() if line.strip()]
         assert lines[-1].startswith("error:") and fragment in lines[-1].lower(), result.output
         CASES["finetune/evaluate: commands"] += 1
-    assert not (tmp_path / "o").exists()
+    assert (tmp_path / "o").exists() == (fragment is None)

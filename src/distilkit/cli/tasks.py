@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -239,6 +240,9 @@ def evaluate(
     text_column: TextColumn = None,
     text_pair_column: PairColumn = None,
     label_column: LabelColumn = None,
+    text: Annotated[
+        str | None, typer.Option(help="embedding-suite: your own text, one per line (neighbour agreement).")
+    ] = None,
 ) -> None:
     """Score a fine-tuned model with the task's official metric; with --teacher, a side-by-side table.
 
@@ -249,6 +253,9 @@ def evaluate(
     from distilkit.evaluate import EvaluateConfig
     from distilkit.evaluate import evaluate as run_evaluate
 
+    if task.strip().lower() == "embedding-suite":
+        _evaluate_suite(model, data, teacher, text, out, seed)
+        return
     if task.strip().lower() == "sts":
         _evaluate_sts(model, data or "", "test_with_scores" if split == "dev" else split, teacher, out, max_len, seed)
         return
@@ -259,6 +266,29 @@ def evaluate(
     out_console.print(evaluation_table(_run(go)))
     if out:
         out_console.print(f"evaluation and predictions written to {out}")
+
+
+def _evaluate_suite(
+    model: str, data: str | None, teacher: str | None, text: str | None, out: Path | None, seed: int
+) -> None:
+    from distilkit.embedding_suite import SuiteConfig, evaluate_suite, suite_table
+    from distilkit.io import write_json
+
+    root = data or str(Path(os.environ.get("DISTILKIT_SHARED_DATA", "../shared/data")) / "glue")
+    config = dict(model=model, data=root, teacher=teacher, text=text, seed=seed)
+    result = _run(lambda bar: evaluate_suite(SuiteConfig(**config), callback=bar))  # config errors: one line
+    columns, rows = suite_table(result)
+    table = Table(title=f"embedding suite ({root})")
+    for column in columns:
+        table.add_column(column, justify="left" if column == "task" else "right")
+    for row in rows:
+        table.add_row(*row)
+    out_console.print(table)
+    for name, why in result["skipped"].items():
+        out_console.print(f"skipped {name}: {why}")
+    if out:
+        write_json(out / "evaluation.json", result)
+        out_console.print(f"evaluation written to {out / 'evaluation.json'}")
 
 
 def _evaluate_sts(

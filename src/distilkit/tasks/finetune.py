@@ -1,12 +1,11 @@
-"""Fine-tune an encoder on a GLUE, SQuAD v1.1 or CoNLL-2003 task: the config, the task training loop (shared
-with task distillation, which only swaps the loss), and the save of a plain transformers head model.
+"""Fine-tune an encoder on a GLUE, SQuAD v1.1 or CoNLL-2003 task: the config (shared with task distillation), the
+data preparation and the save of a plain transformers head model; the training loop is train/task_loop.py.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -38,12 +37,11 @@ from distilkit.tasks.heads import build_head_model, forward, head_logits, save_t
 from distilkit.tasks.own_data import OwnData, OwnDataFlags, encode_split, source_problems
 from distilkit.tasks.predict import headline, predict, predictions_name, render_predictions, score
 from distilkit.train import loop
+from distilkit.train.checkpoint import Checkpointer
 from distilkit.train.setup import versions
+from distilkit.train.task_loop import CHECKPOINTS, Fitted, checkpoint_root, fit
 
 log = logging.getLogger(__name__)
-
-LossFn = Callable[[nn.Module, dict[str, torch.Tensor]], tuple[torch.Tensor, dict[str, torch.Tensor]]]
-
 
 @dataclass(frozen=True, kw_only=True)
 class TaskTrainConfig(OwnDataFlags):
@@ -80,6 +78,10 @@ class TaskTrainConfig(OwnDataFlags):
     eval_batch_size: int = 64
     log_every: int = 10
     max_bad_steps: int = 5  # stop after this many non-finite steps in a row
+    grad_accum: int = 1  # micro-batches of --batch-size per optimizer step: a larger batch in the same memory
+    save_every: int = 500  # optimizer steps between checkpoints in OUT/checkpoints (as distill); gone once OUT is saved
+    keep: int = 3  # newest checkpoints kept (as distill): an older one is the fallback if the newest is damaged
+    resume: bool = False  # continue from the newest good checkpoint in OUT/checkpoints, bit-identical (a fresh budget)
     device: str = "auto"
     precision: str = "auto"  # fp32 on CPU, bf16 autocast on a GPU that has it
     overwrite: bool = False
@@ -91,7 +93,7 @@ class TaskTrainConfig(OwnDataFlags):
         except ConfigError as error:
             problems.append(str(error))
         positive = ("batch_size", "eval_batch_size", "log_every", "max_bad_steps", "max_steps", "max_len",
-                    "max_train_samples", "max_eval_samples")  # fmt: skip
+                    "max_train_samples", "max_eval_samples", "grad_accum", "save_every", "keep")  # fmt: skip
         too_small = [name for name in positive if getattr(self, name) is not None and getattr(self, name) < 1]
         problems += [f"--{name.replace('_', '-')} must be ≥ 1" for name in too_small]
         if self.max_len is not None and self.max_len < 8:
@@ -117,6 +119,8 @@ class TaskTrainConfig(OwnDataFlags):
                             "--dev file carved from your training data")  # fmt: skip
         if self.eval_split == SELECTION and not self.selection_fraction:
             problems.append("--eval-split selection needs --selection-fraction")
+        if self.resume and self.overwrite:
+            problems.append("--resume and --overwrite contradict each other")
         splits = ["train"] + ([self.eval_split] if self.eval_split not in ("none", "train", SELECTION) else [])
         return problems + source_problems(self, self.task if kind else None, splits)
 
@@ -153,11 +157,21 @@ class TaskResult:
     planned_steps: int
 
 
-def check_out(out: str, overwrite: bool) -> None:
-    """Refuse a non-empty output folder before any work (io.atomic_dir would, but only after training)."""
-    path = Path(out)
-    if path.is_dir() and any(path.iterdir()) and not overwrite:
-        raise ConfigError(f"{path} is not empty — choose another --out or pass --overwrite")
+def check_out(config: TaskTrainConfig) -> None:
+    """Before any work, refuse a non-empty output folder (io.atomic_dir would, but only after training) — unless
+    --overwrite — and a --resume with no checkpoint to resume from."""
+    path = Path(config.out)
+    if config.resume:
+        if Checkpointer(checkpoint_root(path)).latest_good() is None:
+            raise ConfigError(f"no complete checkpoint in {checkpoint_root(path)} to resume — run without --resume")
+    elif path.is_dir() and any(path.iterdir()) and not config.overwrite:
+        hint = "pass --resume to continue that run or --overwrite" if only_checkpoints(path) else "pass --overwrite"
+        raise ConfigError(f"{path} is not empty — choose another --out or {hint}")
+
+
+def only_checkpoints(path: Path) -> bool:
+    """`path` holds nothing but the checkpoints of an unfinished run (the final save may replace them)."""
+    return path.is_dir() and all(entry.name == CHECKPOINTS for entry in path.iterdir())
 
 
 def prepare_data(
@@ -211,97 +225,6 @@ def data_message(train: TaskData, eval_data: TaskData | None) -> str:
     return f"training on {train.num_examples} {train.spec.name} examples ({len(train)} features){scored}"
 
 
-@dataclass
-class Fitted:
-    """How training went: steps taken of the steps the epochs (or --max-steps) asked for, and the loss log."""
-
-    steps: int
-    planned_steps: int
-    stopped_early: bool
-    records: list[dict]
-    per_epoch: int = 1  # optimizer steps per epoch
-
-
-def fit(
-    model: nn.Module,
-    train: TaskData,
-    loss_fn: LossFn,
-    config: TaskTrainConfig,
-    runtime: loop.Runtime,
-    pad_id: int,
-    emit: Callable[[dict], None],
-    command: str = "finetune",
-    eval_data: TaskData | None = None,
-) -> Fitted:
-    """Train `model` on `train` with `loss_fn(model, batch) -> (total, terms)`.
-
-    Length-grouped shuffled batches, AdamW + linear warm-up/decay, clipping and non-finite-step skipping all come
-    from train/loop.py, the one training step of distilkit. With --time-budget (and no --max-steps) the run times
-    its pace and re-plans its length every loop.REPLAN_EVERY steps, never beyond the planned epochs, so the learning
-    rate still decays to 0 when the budget runs out (as `distill` does)."""
-    loop.seed_everything(config.seed)
-    model.to(runtime.device).train()
-    per_epoch = math.ceil(len(train) / config.batch_size)
-    planned = total_steps = config.max_steps or max(1, math.ceil(config.epochs * per_epoch))
-    optimizer = loop.build_optimizer(model, config.lr, config.weight_decay)
-    scheduler = loop.linear_schedule(optimizer, int(config.warmup_ratio * total_steps), total_steps)
-    scaler = loop.make_grad_scaler(runtime)
-    lengths = train.lengths
-    replans = config.time_budget is not None and config.max_steps is None
-    emit({"event": "start", "command": command, "total_steps": total_steps, "step": 0})
-    records: list[dict] = []
-    step, bad_streak, started, epoch_batches, pace_from = 0, 0, time.monotonic(), {}, (0, 0.0)
-    while step < total_steps:
-        epoch, position = divmod(step, per_epoch)
-        if epoch not in epoch_batches:
-            epoch_batches = {epoch: train_batches(lengths, config.batch_size, config.seed, epoch)}
-        indices = epoch_batches[epoch][position]
-        batch = {name: value.to(runtime.device) for name, value in collate(train.features, indices, pad_id).items()}
-        with runtime.autocast():
-            loss, terms = loss_fn(model, batch)
-        (scaler.scale(loss) if scaler is not None else loss).backward()
-        grad_norm, stepped = loop.optimizer_step(model, optimizer, scheduler, scaler, config.max_grad_norm)
-        step += 1
-        bad_streak = 0 if stepped else bad_streak + 1
-        elapsed = time.monotonic() - started
-        record = {
-            "step": step, "epoch": epoch, "loss": float(loss.detach()),
-            "terms": {name: float(value.detach()) for name, value in terms.items()},
-            "lr": scheduler.get_last_lr()[0], "grad_norm": grad_norm, "skipped": not stepped, "elapsed": elapsed,
-        }  # fmt: skip
-        if step == 1:
-            pace_from = (step, elapsed)  # the first step pays one-off costs: time from its end
-        if replans and step < total_steps and step % loop.REPLAN_EVERY == 0:
-            fits = loop.steps_within_budget(step, elapsed, *pace_from, config.time_budget)
-            total_steps = loop.replan(scheduler, config.warmup_ratio, total_steps, fits, step + 1, planned)
-        if step % config.log_every == 0 or step == total_steps or not stepped:
-            records.append(record)
-        emit({"event": "step", **record, "total_steps": total_steps})
-        if bad_streak >= config.max_bad_steps:
-            raise TrainingError(f"{bad_streak} steps in a row had a non-finite loss or gradient — lower --lr")
-        if config.eval_every_epoch and eval_data is not None and step % per_epoch == 0 and step < total_steps:
-            records.append(epoch_score(model, eval_data, runtime, pad_id, config, step // per_epoch, step, emit))
-        if config.time_budget is not None and elapsed > config.time_budget and step < total_steps:
-            emit({"event": "note", "message": f"time budget reached after {step} of {total_steps} steps"})
-            break
-    if step < planned:
-        emit({"event": "note", "message": f"trained {step} of {planned} planned steps within --time-budget"})
-    return Fitted(step, planned, step < planned, records, per_epoch)
-
-
-def epoch_score(
-    model: nn.Module, eval_data: TaskData, runtime: loop.Runtime, pad_id: int, config: TaskTrainConfig, epoch: int,
-    step: int, emit: Callable[[dict], None],
-) -> dict:  # fmt: skip
-    """One point of the learning curve: the model scored on the evaluation split after `epoch` epochs."""
-    metrics, _ = score(eval_data, predict(model, eval_data, runtime, pad_id, config.eval_batch_size))
-    model.train()
-    main = headline(eval_data.spec.name, metrics)
-    emit({"event": "note", "message": f"epoch {epoch}: {config.eval_split} main score {main:.4f}"})
-    return {"event": "epoch_eval", "epoch": epoch, "step": step, "split": config.eval_split, "metrics": metrics,
-            "main_score": main}  # fmt: skip
-
-
 def evaluate_and_save(
     config: TaskTrainConfig,
     command: str,
@@ -336,7 +259,7 @@ def evaluate_and_save(
            if main is not None else []),
         "command": command, "config": asdict(config), "versions": versions(),
     }  # fmt: skip
-    with atomic_dir(config.out, overwrite=config.overwrite) as tmp:
+    with atomic_dir(config.out, overwrite=config.overwrite or only_checkpoints(Path(config.out))) as tmp:
         save_task_model(model.cpu(), tokenizer, tmp, info)
         atomic_write_text(tmp / "train_log.jsonl", "".join(json.dumps(record) + "\n" for record in fitted.records))
         if eval_data is not None:
@@ -375,7 +298,7 @@ def finetune(config: FinetuneConfig, callback: Callable[[dict], None] | None = N
     """Fine-tune `config.model` on `config.task` and save it to `config.out`; see FinetuneConfig."""
     emit = callback or (lambda event: None)
     started = time.monotonic()
-    check_out(config.out, config.overwrite)
+    check_out(config)
     runtime = single_process_runtime(config)
     tokenizer = load_tokenizer(config.model)
     heldout = None

@@ -34,7 +34,6 @@ from distilkit.tasks.finetune import (
     check_out,
     data_message,
     evaluate_and_save,
-    fit,
     prepare_data,
     single_process_runtime,
     squad_split_info,
@@ -44,6 +43,7 @@ from distilkit.tasks.logit_cache import NEG_LOGIT, default_cache_dir, effective_
 from distilkit.tasks.ner import IGNORE_INDEX
 from distilkit.tasks.unlabeled import is_unlabeled, read_unlabeled, with_unlabeled
 from distilkit.train.objective import parse_layer_pairs
+from distilkit.train.task_loop import fit
 
 log = logging.getLogger(__name__)
 
@@ -209,7 +209,7 @@ def task_distill(config: TaskDistillConfig, callback: Callable[[dict], None] | N
     """Distil fine-tuned `config.teacher` into `config.student` on `config.task`; saves like `finetune`."""
     emit = callback or (lambda event: None)
     started = time.monotonic()
-    check_out(config.out, config.overwrite)
+    check_out(config)
     runtime = single_process_runtime(config)
     teacher, teacher_spec = load_head_model(config.teacher, config.task)
     teacher_tokenizer, tokenizer = load_tokenizer(config.teacher), load_tokenizer(config.student)
