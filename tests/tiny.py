@@ -96,3 +96,15 @@ def write_token_data(
     return write_token_dataset(
         directory, sequences, vocab_size=len(VOCAB), special_ids=special_ids, max_len=max_len, overwrite=True
     )
+
+
+def torchrun(processes: int = 2) -> list[str]:
+    """The command line that starts `processes` CPU processes of a Python module under torch.distributed (gloo)."""
+    import socket
+    import sys
+
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    return [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(processes), "--master_port",
+            str(port)]  # fmt: skip

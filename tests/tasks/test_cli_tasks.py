@@ -90,18 +90,3 @@ def test_console_script_error_goes_to_stderr(run, tmp_path):
     lines = [line for line in finished.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and "needs a QuestionAnswering head" in lines[0], finished.stderr
     assert "Traceback" not in finished.stderr
-
-
-def test_every_config_field_is_a_flag():
-    import dataclasses
-    import inspect
-
-    from distilkit.cli import tasks as commands
-    from distilkit.evaluate import EvaluateConfig
-    from distilkit.tasks.finetune import FinetuneConfig
-    from distilkit.tasks.task_distill import TaskDistillConfig
-
-    for command, config in ((commands.finetune, FinetuneConfig), (commands.task_distill, TaskDistillConfig),
-                            (commands.evaluate, EvaluateConfig)):  # fmt: skip
-        fields = {field.name for field in dataclasses.fields(config)}
-        assert set(inspect.signature(command).parameters) == fields

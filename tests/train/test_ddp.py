@@ -1,7 +1,6 @@
 """Two CPU processes (gloo, launched by torchrun) follow the single-process loss and gradient-norm trajectory."""
 
 import json
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -11,13 +10,7 @@ import torch
 from safetensors.torch import load_file
 
 from distilkit.models.student import build_student
-from tiny import make_model, make_tokenizer, write_token_data
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tiny import make_model, make_tokenizer, torchrun, write_token_data
 
 
 def _distill_args(root: Path, out: str, batch_size: int, grad_accum: int) -> list[str]:
@@ -44,17 +37,8 @@ def test_two_process_ddp_matches_single_process_with_same_global_batch(tmp_path)
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert single.returncode == 0, single.stderr[-2000:]
-    launcher = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--nproc_per_node",
-        "2",
-        "--master_port",
-        str(_free_port()),
-    ]
     ddp = subprocess.run(
-        [*launcher, *_distill_args(tmp_path, "ddp", batch_size=8, grad_accum=1)],
+        [*torchrun(2), *_distill_args(tmp_path, "ddp", batch_size=8, grad_accum=1)],
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert ddp.returncode == 0, ddp.stdout[-1500:] + ddp.stderr[-1500:]

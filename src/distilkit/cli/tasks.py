@@ -61,6 +61,10 @@ Overwrite = Annotated[bool, typer.Option(help="Replace a non-empty output direct
 EvalBatch = Annotated[int, typer.Option(help="Batch size when scoring.")]
 LogEvery = Annotated[int, typer.Option(help="Keep every N-th step in train_log.jsonl.")]
 MaxBad = Annotated[int, typer.Option(help="Stop after N non-finite steps in a row.")]
+GradAccum = Annotated[int, typer.Option(help="Micro-batches of --batch-size per optimizer step.")]
+SaveEvery = Annotated[int, typer.Option(help="Checkpoint every N steps (OUT/checkpoints, removed once OUT is saved).")]
+Keep = Annotated[int, typer.Option(help="Checkpoints to keep.")]
+Resume = Annotated[bool, typer.Option(help="Continue from the newest good checkpoint in --out.")]
 
 EXCLUDE_HELP = (
     "Evaluation data to keep out of --unlabeled and --augment rows (repeat the flag): a GLUE task folder, a "
@@ -121,6 +125,10 @@ def finetune(
     eval_batch_size: EvalBatch = 64,
     log_every: LogEvery = 10,
     max_bad_steps: MaxBad = 5,
+    grad_accum: GradAccum = 1,
+    save_every: SaveEvery = 500,
+    keep: Keep = 3,
+    resume: Resume = False,
     precision: Precision = "auto",
     device: Device = "auto",
     overwrite: Overwrite = False,
@@ -195,6 +203,10 @@ def task_distill(
     eval_batch_size: EvalBatch = 64,
     log_every: LogEvery = 10,
     max_bad_steps: MaxBad = 5,
+    grad_accum: GradAccum = 1,
+    save_every: SaveEvery = 500,
+    keep: Keep = 3,
+    resume: Resume = False,
     precision: Precision = "auto",
     device: Device = "auto",
     overwrite: Overwrite = False,
@@ -250,6 +262,7 @@ def evaluate(
     --teacher, how often it finds the teacher's nearest neighbour (@1, @10).
     """
     flags = dict(locals())
+    flags.pop("text")  # --task embedding-suite only (SuiteConfig)
     from distilkit.evaluate import EvaluateConfig
     from distilkit.evaluate import evaluate as run_evaluate
 

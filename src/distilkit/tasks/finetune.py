@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from distilkit.errors import ConfigError, TrainingError
+from distilkit.errors import ConfigError
 from distilkit.io import atomic_dir, atomic_write_text, write_json
 from distilkit.models.teacher import load_tokenizer
 from distilkit.tasks.data import (
@@ -23,7 +23,6 @@ from distilkit.tasks.data import (
     SELECTION,
     TaskData,
     TaskSpec,
-    collate,
     encode,
     labels_from_data,
     ner_labels,
@@ -31,7 +30,6 @@ from distilkit.tasks.data import (
     squad_article_split,
     subsample,
     task_spec,
-    train_batches,
 )
 from distilkit.tasks.heads import build_head_model, forward, head_logits, save_task_model, task_loss
 from distilkit.tasks.own_data import OwnData, OwnDataFlags, encode_split, source_problems
@@ -42,6 +40,7 @@ from distilkit.train.setup import versions
 from distilkit.train.task_loop import CHECKPOINTS, Fitted, checkpoint_root, fit
 
 log = logging.getLogger(__name__)
+
 
 @dataclass(frozen=True, kw_only=True)
 class TaskTrainConfig(OwnDataFlags):
@@ -259,22 +258,32 @@ def evaluate_and_save(
            if main is not None else []),
         "command": command, "config": asdict(config), "versions": versions(),
     }  # fmt: skip
+    if runtime.is_main:  # every process scored the model alike; one writes the folder
+        write_out(config, model, tokenizer, eval_data, predictions, fitted, info, extra_files)
+    runtime.barrier()
+    return TaskResult(
+        out=Path(config.out), task=spec.name, metrics=metrics, main_score=main, steps=fitted.steps,
+        planned_steps=fitted.planned_steps, stopped_early=fitted.stopped_early, seconds=0.0,
+        train_features=info["train_features"],
+    )  # fmt: skip
+
+
+def write_out(
+    config: TaskTrainConfig, model: nn.Module, tokenizer: Any, eval_data: TaskData | None, predictions: Any,
+    fitted: Fitted, info: dict[str, Any], extra_files: tuple[Callable[[Path], None], ...],
+) -> None:  # fmt: skip
+    """The output folder, atomically; it replaces the checkpoints of the run (OUT/checkpoints)."""
     with atomic_dir(config.out, overwrite=config.overwrite or only_checkpoints(Path(config.out))) as tmp:
         save_task_model(model.cpu(), tokenizer, tmp, info)
         atomic_write_text(tmp / "train_log.jsonl", "".join(json.dumps(record) + "\n" for record in fitted.records))
         if eval_data is not None:
-            write_json(tmp / "metrics.json", metrics)
+            write_json(tmp / "metrics.json", info["metrics"])
             name = predictions_name(eval_data, config.eval_split)
             atomic_write_text(tmp / name, render_predictions(eval_data, predictions))
         if info.get("squad_split"):
             write_json(tmp / "squad_split.json", info["squad_split"])
         for write in extra_files:  # e.g. task-distill's teacher-logit cache
             write(tmp)
-    return TaskResult(
-        out=Path(config.out), task=spec.name, metrics=metrics, main_score=main, steps=fitted.steps,
-        planned_steps=fitted.planned_steps, stopped_early=fitted.stopped_early, seconds=0.0,
-        train_features=info["train_features"],
-    )  # fmt: skip
 
 
 def squad_split_info(config: TaskTrainConfig, heldout: list[str] | None, train: TaskData) -> dict[str, Any] | None:
@@ -287,24 +296,25 @@ def squad_split_info(config: TaskTrainConfig, heldout: list[str] | None, train: 
             "seed": config.seed, "heldout_titles": heldout, "train_titles": train_titles}  # fmt: skip
 
 
-def single_process_runtime(config: TaskTrainConfig) -> loop.Runtime:
-    runtime = loop.setup_runtime(config.device, config.precision)
-    if runtime.distributed:
-        raise ConfigError("finetune and task-distill run in one process — launch them without torchrun")
-    return runtime
-
-
 def finetune(config: FinetuneConfig, callback: Callable[[dict], None] | None = None) -> TaskResult:
-    """Fine-tune `config.model` on `config.task` and save it to `config.out`; see FinetuneConfig."""
-    emit = callback or (lambda event: None)
-    started = time.monotonic()
+    """Fine-tune `config.model` on `config.task` and save it to `config.out`; see FinetuneConfig. Under torchrun
+    or `accelerate launch` each process trains on its share of every batch (DDP)."""
     check_out(config)
-    runtime = single_process_runtime(config)
+    runtime = loop.setup_runtime(config.device, config.precision)
+    try:
+        return _finetune(config, runtime, callback or (lambda event: None))
+    finally:
+        loop.shutdown_runtime(runtime)
+
+
+def _finetune(config: FinetuneConfig, runtime: loop.Runtime, emit: Callable[[dict], None]) -> TaskResult:
+    started = time.monotonic()
     tokenizer = load_tokenizer(config.model)
     heldout = None
     if task_spec(config.task).kind == "qa" and config.data and not config.data.startswith(HUB_PREFIX):
         heldout = squad_article_split(Path(config.data), config.squad_dev_fraction, config.seed)
     train, eval_data = prepare_data(config, tokenizer, None, heldout)
+    loop.seed_everything(config.seed)  # the new head's init: --seed's, not the process's random start
     model = build_head_model(config.model, train.spec)
     emit({"event": "stage", "stage": "data", "message": data_message(train, eval_data)})
 

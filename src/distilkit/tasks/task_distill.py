@@ -35,13 +35,13 @@ from distilkit.tasks.finetune import (
     data_message,
     evaluate_and_save,
     prepare_data,
-    single_process_runtime,
     squad_split_info,
 )
 from distilkit.tasks.heads import build_head_model, forward, head_logits, load_head_model, read_task_info, task_loss
 from distilkit.tasks.logit_cache import NEG_LOGIT, default_cache_dir, effective_top_k, open_teacher_cache
 from distilkit.tasks.ner import IGNORE_INDEX
 from distilkit.tasks.unlabeled import is_unlabeled, read_unlabeled, with_unlabeled
+from distilkit.train import loop
 from distilkit.train.objective import parse_layer_pairs
 from distilkit.train.task_loop import fit
 
@@ -210,7 +210,9 @@ def task_distill(config: TaskDistillConfig, callback: Callable[[dict], None] | N
     emit = callback or (lambda event: None)
     started = time.monotonic()
     check_out(config)
-    runtime = single_process_runtime(config)
+    runtime = loop.setup_runtime(config.device, config.precision)
+    if runtime.distributed:  # the teacher-logit cache has one writer
+        raise ConfigError("task-distill runs in one process — launch it without torchrun")
     teacher, teacher_spec = load_head_model(config.teacher, config.task)
     teacher_tokenizer, tokenizer = load_tokenizer(config.teacher), load_tokenizer(config.student)
     check_pair(teacher_tokenizer, tokenizer, teacher, load_config(config.student))
@@ -231,6 +233,7 @@ def task_distill(config: TaskDistillConfig, callback: Callable[[dict], None] | N
         message += f"; {' and '.join(parts_text)} inputs with the teacher's soft targets only"
     if counts["excluded_summary"]:
         message += "; " + counts["excluded_summary"]
+    loop.seed_everything(config.seed)  # the new head's init: --seed's, not the process's random start
     student = build_head_model(config.student, spec)
     emit({"event": "stage", "stage": "data", "message": message})
     pad_id = tokenizer.pad_token_id or 0

@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from torch import nn
@@ -23,9 +23,6 @@ from distilkit.tasks.ner import IGNORE_INDEX
 from distilkit.tasks.predict import headline, predict, score
 from distilkit.train import loop
 from distilkit.train.checkpoint import Checkpointer
-
-if TYPE_CHECKING:
-    from distilkit.tasks.finetune import TaskTrainConfig
 
 LossFn = Callable[[nn.Module, dict[str, torch.Tensor]], tuple[torch.Tensor, dict[str, torch.Tensor]]]
 CHECKPOINTS = "checkpoints"  # OUT/checkpoints/step-N while training; the final save of OUT replaces them
@@ -50,7 +47,7 @@ def fit(
     model: nn.Module,
     train: TaskData,
     loss_fn: LossFn,
-    config: TaskTrainConfig,
+    config: Any,  # the command's TaskTrainConfig (tasks/finetune.py: importing it here would close a circle)
     runtime: loop.Runtime,
     pad_id: int,
     emit: Callable[[dict], None],
@@ -62,10 +59,11 @@ def fit(
 
     A step's batch is --batch-size × --grad-accum × processes features, length-grouped and shuffled: a pure
     function of (seed, epoch, position), so a resumed run takes the batches the uninterrupted one would have. Each
-    process runs its micro-batches, each loss weighted by its share of the batch's rows: the gradient of one large
-    batch. AdamW + linear warm-up/decay, clipping and non-finite-step skipping come from train/loop.py. With
-    --time-budget (and no --max-steps) the run times its pace and re-plans its length every loop.REPLAN_EVERY
-    steps, never beyond the planned epochs, so the learning rate still decays to 0 when the budget runs out."""
+    process runs its micro-batches, each loss weighted by its share of the batch's rows (`loss_units`): the gradient
+    of one large batch. AdamW + linear warm-up/decay, clipping and non-finite-step skipping come from
+    train/loop.py. With --time-budget (and no --max-steps) the run times its pace and re-plans its length every
+    loop.REPLAN_EVERY steps, never beyond the planned epochs, so the learning rate still decays to 0 when the
+    budget runs out (a resumed run's budget starts again)."""
     loop.seed_everything(config.seed)
     model.to(runtime.device).train()
     trained: nn.Module = model
@@ -109,8 +107,8 @@ def fit(
         batch_units = runtime.all_reduce_sum([sum(units)])[0]
         # 2. Forward and backward each micro-batch, its loss scaled to its share of the batch.
         loss_sum, term_sums = 0.0, {}
-        for k, (batch, share) in enumerate(zip(batches, units, strict=True)):
-            share /= batch_units
+        for k, (batch, count) in enumerate(zip(batches, units, strict=True)):
+            share = count / batch_units
             last = k == len(batches) - 1
             with trained.no_sync() if runtime.distributed and not last else contextlib.nullcontext():
                 with runtime.autocast():
@@ -156,7 +154,8 @@ def fit(
 
 
 def loss_units(kind: str, batch: dict[str, torch.Tensor]) -> float:
-    """What a task loss averages over in `batch`: its labelled tokens (token tasks), else its rows."""
+    """What a task loss averages over in `batch`: its labelled tokens (token tasks), else its rows. (task-distill's
+    hidden-state MSE averages over all tokens: accumulated, it is weighted by these units too — close, not exact.)"""
     if kind == "token":
         return float((batch["labels"] != IGNORE_INDEX).sum())
     return float(len(batch["input_ids"]))
@@ -183,7 +182,7 @@ def resume(
 
 
 def epoch_score(
-    model: nn.Module, eval_data: TaskData, runtime: loop.Runtime, pad_id: int, config: TaskTrainConfig, epoch: int,
+    model: nn.Module, eval_data: TaskData, runtime: loop.Runtime, pad_id: int, config: Any, epoch: int,
     step: int, emit: Callable[[dict], None],
 ) -> dict:  # fmt: skip
     """One point of the learning curve: the model scored on the evaluation split after `epoch` epochs."""
