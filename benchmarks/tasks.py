@@ -254,12 +254,15 @@ def report(work: Path, commands: list[str]) -> dict:
     general = read_json(work / "student-general.json") if (work / "student-general.json").is_file() else {}
     scored = [task for task in GLUE if task in tasks]
     retentions = [tasks[t]["retention_kd"] for t in scored]
+    meaningful = [tasks[t]["retention_kd"] for t in scored if tasks[t]["retention_meaningful"]]
     summary = {
         "tasks": scored, "mean_of_retentions_kd": statistics.mean(retentions) if retentions else None,
         "mean_of_retentions_ft": statistics.mean(tasks[t]["retention_ft"] for t in scored) if scored else None,
         "ratio_of_averages_kd": 100 * sum(tasks[t]["student_kd"]["main"] for t in scored)
         / sum(tasks[t]["teacher"]["main"] for t in scored) if scored else None,
         "speedup_min": min((tasks[t]["speedup"] for t in scored if tasks[t]["speedup"]), default=None),
+        "mean_of_meaningful_retentions_kd": statistics.mean(meaningful) if meaningful else None,
+        "not_meaningful": [t for t in scored if not tasks[t]["retention_meaningful"]],
     }  # fmt: skip
     results = {"commands": commands, "machine": machine(), "teacher": f"{TEACHER}, fine-tuned per task and seed",
                "student": general, "selection_split": SELECTION, "tasks": tasks, "glue": summary}  # fmt: skip
@@ -307,10 +310,24 @@ def markdown(results: dict) -> str:
             f"| {steps} | {speedup} |"
         )  # fmt: skip
     if glue["tasks"]:
-        lines += ["", f"**Mean of per-task retentions ({', '.join(glue['tasks'])}): "
-                  f"(b) {glue['mean_of_retentions_kd']:.1f}%, (a) {glue['mean_of_retentions_ft']:.1f}%**; "
-                  f"ratio of averages (b) {glue['ratio_of_averages_kd']:.1f}%; "
-                  f"slowest speed-up {glue['speedup_min'] or 0:.2f}×."]  # fmt: skip
+        lines += [
+            "",
+            f"**Mean of per-task retentions ({', '.join(glue['tasks'])}): "
+            f"(b) {glue['mean_of_retentions_kd']:.1f}%, (a) {glue['mean_of_retentions_ft']:.1f}%**; "
+            f"ratio of averages (b) {glue['ratio_of_averages_kd']:.1f}%; "
+            + (f"slowest speed-up {glue['speedup_min']:.2f}×." if glue["speedup_min"] else "speed not timed yet."),
+        ]
+        if glue["not_meaningful"]:
+            lines += [
+                "",
+                f"Without the tasks whose teacher is within 5 points of the trivial baseline "
+                f"({', '.join(glue['not_meaningful'])}): (b) {glue['mean_of_meaningful_retentions_kd'] or 0:.1f}%.",
+            ]
+    missing = [task for task in GLUE if task not in results["tasks"]]
+    if missing:
+        lines += ["", f"**Not finished yet: {', '.join(missing)}.** The run continues from its finished stages "
+                  "when the same commands run again with the same --work; the GLUE figure covers the finished "
+                  "tasks only."]  # fmt: skip
     lines += ["", "## Teacher learning curves (selection split, main score ×100 after each epoch)", ""]
     for task, row in results["tasks"].items():
         for name, curve in row["teacher_learning_curves"].items():

@@ -4,6 +4,7 @@ code with the hashed index. Skips when ../shared/data is absent."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import sys
@@ -17,13 +18,19 @@ DATA = Path(os.environ.get("DISTILKIT_SHARED_DATA", REPO.parent / "shared" / "da
 pytestmark = pytest.mark.skipif(not (DATA / "glue" / "STS-B").is_dir(), reason=f"no shared data under {DATA}")
 
 
+def load_script(name: str):
+    """A benchmark script as a module under its own name ("tasks" is also this suite's tests/tasks package)."""
+    spec = importlib.util.spec_from_file_location(f"benchmark_{name}", REPO / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
 @pytest.fixture(scope="module")
 def benchmarks():
-    sys.path.insert(0, str(REPO / "benchmarks"))
-    import embedding_students
-    import tasks
-
-    yield tasks, embedding_students
+    sys.path.insert(0, str(REPO / "benchmarks"))  # the scripts import their common.py
+    yield load_script("tasks"), load_script("embedding_students")
     sys.path.remove(str(REPO / "benchmarks"))
 
 
