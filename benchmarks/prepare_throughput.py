@@ -46,7 +46,7 @@ def naive_prepare(teacher: str, corpus: list[Path], out: Path, max_len: int, min
                     if len(piece) + 2 >= min_len:
                         tokens += [cls, *piece, sep]
                         lengths.append(len(piece) + 2)
-    out.mkdir(parents=True)
+    out.mkdir(parents=True, exist_ok=True)  # a later round writes the same files again
     np.array(tokens, dtype=np.uint16 if len(tokenizer) <= 65535 else np.uint32).tofile(out / "tokens.bin")
     np.save(out / "offsets.npy", np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64))
     return len(tokens)
