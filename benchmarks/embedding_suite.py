@@ -17,8 +17,8 @@ import time
 from pathlib import Path
 
 from common import RESULTS, log, shared_data
-from distilkit.embedding_suite import SuiteConfig, evaluate_suite
-from distilkit.io import atomic_write_text, write_json
+from distilkit.embedding_suite import SuiteConfig, evaluate_suite, retentions
+from distilkit.io import atomic_write_text, read_json, write_json
 from distilkit.models.teacher import DEFAULT_TEACHER
 
 
@@ -35,7 +35,13 @@ def main() -> None:
     parser.add_argument("--student", action="append", default=[], metavar="NAME=PATH", help="a student to score")
     parser.add_argument("--texts", type=int, default=1000, help="held-out paragraphs for neighbour agreement")
     parser.add_argument("--tag", default="", help="suffix of the results files")
+    parser.add_argument("--render", action="store_true", help="re-draw the markdown from the results JSON")
     args = parser.parse_args()
+    if args.render:
+        record = read_json(RESULTS / f"embedding_suite{args.tag}.json")
+        render(record, args.tag)
+        write_json(RESULTS / f"embedding_suite{args.tag}.json", record)
+        return
     shared = shared_data("glue/STS-B", "text/wikitext-2-raw/wiki.valid.raw")
     text = held_out_text(shared, Path("/tmp") / "distilkit-suite-text.txt", args.texts)
     started = time.monotonic()
@@ -49,17 +55,26 @@ def main() -> None:
     record = {"command": command, "teacher": DEFAULT_TEACHER, "students": rows, "seconds": time.monotonic() - started,
               "neighbour_text": f"WikiText-2 validation, first {args.texts} paragraphs"}  # fmt: skip
     write_json(RESULTS / f"embedding_suite{args.tag}.json", record)
-    lines = ["# Embedding students on the embedding suite", "", f"Command: `{command}`  ",
-             f"Teacher: {DEFAULT_TEACHER}. Scores ×100; retention = student / teacher per task; neighbours: "
-             f"{record['neighbour_text']}.", ""]  # fmt: skip
-    for name, result in rows.items():
-        lines += [f"## {name}", "", "| task | teacher | student | retained |", "|---|---|---|---|"]
-        lines += [f"| {task} | {result['scores']['teacher'][task]:.2f} | {result['scores']['model'][task]:.2f} "
-                  f"| {result['retention'][task]:.1f}% |" for task in result["tasks"]]  # fmt: skip
-        lines += ["", f"Mean retention {result['mean_retention']:.1f}%, lowest {result['min_retention']:.1f}%.", ""]
-    atomic_write_text(RESULTS / f"embedding_suite{args.tag}.md", "\n".join(lines))
+    render(record, args.tag)
     print(json.dumps({name: {"mean_retention": r["mean_retention"], "min_retention": r["min_retention"]}
                       for name, r in rows.items()}))  # fmt: skip
+
+
+def render(record: dict, tag: str = "") -> None:
+    """The markdown of a results record (also: `--render` re-draws it from the JSON)."""
+    lines = ["# Embedding students on the embedding suite", "", f"Command: `{record['command']}`  ",
+             f"Teacher: {record['teacher']}. Scores ×100; retention = student / teacher per quality task, their "
+             f"mean and minimum; neighbours (nn@1 agreement with the teacher on {record['neighbour_text']}) is a "
+             "fidelity, shown beside them and not averaged in.", ""]  # fmt: skip
+    for name, result in record["students"].items():
+        result.update(retentions(result["scores"]))
+        lines += [f"## {name}", "", "| task | teacher | student | retained |", "|---|---|---|---|"]
+        for task in result["tasks"]:
+            kept = result["retention"].get(task)
+            lines.append(f"| {task} | {result['scores']['teacher'][task]:.2f} | {result['scores']['model'][task]:.2f} "
+                         f"| {f'{kept:.1f}%' if kept is not None else '(fidelity)'} |")  # fmt: skip
+        lines += ["", f"Mean retention {result['mean_retention']:.1f}%, lowest {result['min_retention']:.1f}%.", ""]
+    atomic_write_text(RESULTS / f"embedding_suite{tag}.md", "\n".join(lines))
 
 
 if __name__ == "__main__":

@@ -142,12 +142,18 @@ def evaluate_suite(config: SuiteConfig, callback: Callable[[dict], None] | None 
         scores["teacher"]["neighbours"] = 100.0  # the teacher agrees with itself
     result = {"tasks": list(scores["model"]), "scores": scores, "skipped": skipped, "config": asdict(config)}
     if config.teacher:
-        retention = {name: 100 * scores["model"][name] / scores["teacher"][name] for name in scores["model"]}
-        result["retention"] = retention
-        result["mean_retention"] = float(np.mean(list(retention.values())))
-        result["min_retention"] = min(retention.values())
-    result["mean_score"] = float(np.mean(list(scores["model"].values())))
+        result.update(retentions(scores))
+    result["mean_score"] = float(np.mean([v for name, v in scores["model"].items() if name != "neighbours"]))
     return result
+
+
+def retentions(scores: dict[str, dict[str, float]]) -> dict:
+    """Retention per quality task (student / teacher × 100), their mean and minimum. Neighbour agreement is a
+    fidelity (the teacher's is 100 by definition), reported beside them, never averaged in."""
+    retention = {name: 100 * scores["model"][name] / scores["teacher"][name]
+                 for name in scores["model"] if name != "neighbours"}  # fmt: skip
+    return {"retention": retention, "mean_retention": float(np.mean(list(retention.values()))),
+            "min_retention": min(retention.values())}  # fmt: skip
 
 
 def suite_table(result: dict) -> tuple[list[str], list[list[str]]]:
@@ -157,7 +163,8 @@ def suite_table(result: dict) -> tuple[list[str], list[list[str]]]:
     rows = []
     for name in result["tasks"]:
         row = [name, *(f"{result['scores'][role][name]:.2f}" for role in roles)]
-        rows.append(row + ([f"{result['retention'][name]:.1f}%"] if "retention" in result else []))
+        kept = result.get("retention", {}).get(name)
+        rows.append(row + ([f"{kept:.1f}%" if kept is not None else "(fidelity)"] if "retention" in result else []))
     if "retention" in result:
         rows.append(["mean", *([""] * len(roles)), f"{result['mean_retention']:.1f}%"])
     return columns, rows
