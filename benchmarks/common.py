@@ -7,10 +7,13 @@ Logs go to stderr, so a script's stdout holds only what it reports (its final JS
 from __future__ import annotations
 
 import os
+import platform
+import re
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
@@ -54,3 +57,36 @@ def progress(prefix: str) -> Callable[[dict], None]:
             log(f"{prefix} {event['message']}")
 
     return callback
+
+
+def evaluation_data(root: Path) -> list[Path]:
+    """Every evaluation split the benchmarks report, as `--exclude` takes it: every GLUE task folder (its dev/test
+    files), SQuAD dev and CoNLL-2003 valid/test."""
+    glue = [path for path in sorted((root / "glue").iterdir()) if path.is_dir()]
+    return [*glue, *(path for path in (root / "squad", root / "conll2003") if path.is_dir())]
+
+
+def cpu_info() -> dict:
+    """The CPU's model name and the instruction-set features that decide fp32/bf16/int8 speed."""
+    info = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").is_file() else ""
+    model = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")),
+                 platform.processor() or platform.machine())  # fmt: skip
+    flags = set(next((line.split(":", 1)[1].split() for line in info.splitlines() if line.startswith("flags")), []))
+    wanted = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_int8", "amx_tile")
+    return {"model": model, "features": [name for name in wanted if name in flags], "cores": os.cpu_count()}
+
+
+_WORK_FOLDER = re.compile(r"(^|[\s'\"=(])/[^\s'\"]*?/runs/")
+
+
+def portable(value: Any) -> Any:
+    """A results record without this machine's paths: the shared data folder becomes ../shared/data, paths in the
+    repository become relative to it, and a work folder anywhere becomes the part from its runs/ folder on."""
+    if isinstance(value, dict):
+        return {portable(key): portable(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [portable(item) for item in value]
+    if not isinstance(value, str):
+        return value
+    value = value.replace(str(data_root()), "../shared/data").replace(str(REPO) + "/", "")
+    return _WORK_FOLDER.sub(r"\1runs/", value)

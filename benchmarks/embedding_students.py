@@ -27,7 +27,7 @@ from pathlib import Path
 
 import torch
 
-from common import RESULTS, shared_data
+from common import RESULTS, evaluation_data, portable, shared_data
 from distilkit.data.decontam import Exclusion, build_exclusion
 from distilkit.data.prepare import PrepareConfig, prepare
 from distilkit.embeddings import SentenceModel, embedding_fidelity, encode_seconds, load_sentence_model
@@ -69,12 +69,6 @@ def sentences(shared: Path, corpus: str, exclusion: Exclusion | None = None) -> 
         keep = exclusion.filter("corpus", found)
         found = [text for text, kept in zip(found, keep, strict=True) if kept]
     return found
-
-
-def evaluation_data(shared: Path) -> list[Path]:
-    """Every evaluation split the benchmarks report (GLUE dev/test of every task, SQuAD dev, CoNLL valid/test)."""
-    glue = [path for path in sorted((shared / "glue").iterdir()) if path.is_dir()]
-    return [*glue, *(path for path in (shared / "squad", shared / "conll2003") if path.is_dir())]
 
 
 def result_seconds(result) -> float:
@@ -130,6 +124,7 @@ def validate_probe(teacher: SentenceModel, scorer: Scorer, texts: list[str], n_l
 
 
 def write_results(record: dict) -> None:
+    record = portable(record)  # no paths of this machine in the results
     name = "embedding_students" + record.get("tag", "")
     write_json(RESULTS / f"{name}.json", record)
     teacher = record["teacher"]

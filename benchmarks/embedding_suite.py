@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from common import RESULTS, log, shared_data
+from common import RESULTS, log, portable, shared_data
 from distilkit.embedding_suite import SuiteConfig, evaluate_suite, retentions
 from distilkit.io import atomic_write_text, read_json, write_json
 from distilkit.models.teacher import DEFAULT_TEACHER
@@ -38,7 +38,7 @@ def main() -> None:
     parser.add_argument("--render", action="store_true", help="re-draw the markdown from the results JSON")
     args = parser.parse_args()
     if args.render:
-        record = read_json(RESULTS / f"embedding_suite{args.tag}.json")
+        record = portable(read_json(RESULTS / f"embedding_suite{args.tag}.json"))
         render(record, args.tag)
         write_json(RESULTS / f"embedding_suite{args.tag}.json", record)
         return
@@ -52,8 +52,9 @@ def main() -> None:
         rows[name] = evaluate_suite(SuiteConfig(model=path, data=str(shared / "glue"), teacher=DEFAULT_TEACHER,
                                                 text=str(text)))  # fmt: skip
     command = "python " + " ".join(shlex.quote(a) for a in ["benchmarks/embedding_suite.py", *sys.argv[1:]])
-    record = {"command": command, "teacher": DEFAULT_TEACHER, "students": rows, "seconds": time.monotonic() - started,
-              "neighbour_text": f"WikiText-2 validation, first {args.texts} paragraphs"}  # fmt: skip
+    record = portable({"command": command, "teacher": DEFAULT_TEACHER, "students": rows,
+                       "seconds": time.monotonic() - started,
+                       "neighbour_text": f"WikiText-2 validation, first {args.texts} paragraphs"})  # fmt: skip
     write_json(RESULTS / f"embedding_suite{args.tag}.json", record)
     render(record, args.tag)
     print(json.dumps({name: {"mean_retention": r["mean_retention"], "min_retention": r["min_retention"]}

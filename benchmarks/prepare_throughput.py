@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import transformers
 
-from common import RESULTS, data_root
+from common import RESULTS, data_root, portable
 from distilkit.data.prepare import PrepareConfig, demo_corpus_path, prepare
 from distilkit.io import write_json
 from distilkit.models.teacher import DEFAULT_TEACHER, load_tokenizer
@@ -146,7 +146,7 @@ def main() -> None:
     if exclude:  # --exclude against every GLUE task's dev/test texts: its cost next to tokenizing
         result["exclude_glue_overhead"] = round(median("prepare_exclude_glue") / median("prepare") - 1, 3)
         result["exclude_glue_seconds"] = round(median("prepare_exclude_glue", "exclude_seconds"), 3)
-    write_json(args.out, result)
+    write_json(args.out, portable(result))
     print(json.dumps({k: v for k, v in result.items() if k != "runs"}))
 
 

@@ -35,7 +35,7 @@ from pathlib import Path
 
 import torch
 
-from common import REPO, RESULTS, log, progress, shared_data
+from common import REPO, RESULTS, cpu_info, evaluation_data, log, portable, progress, shared_data
 from distilkit.data.decontam import build_exclusion
 from distilkit.data.prepare import PrepareConfig, prepare
 from distilkit.evaluate import EvaluateConfig, evaluate
@@ -43,7 +43,7 @@ from distilkit.io import atomic_write_text, read_json, write_json
 from distilkit.models.student import InitStudentConfig, init_student
 from distilkit.tasks.finetune import FinetuneConfig, finetune
 from distilkit.tasks.glue import read_glue
-from distilkit.tasks.predict import points
+from distilkit.tasks.predict import points, retention_meaningful
 from distilkit.tasks.task_distill import TaskDistillConfig, task_distill
 from distilkit.train.distill import DistillConfig, distill
 
@@ -79,13 +79,6 @@ PLANS = {
 }
 
 
-def excluded_eval_data(root: Path) -> list[Path]:
-    """Every evaluation split the benchmarks report: all GLUE task folders (their dev/test files), SQuAD dev and
-    CoNLL-2003 valid/test."""
-    glue = [path for path in sorted((root / "glue").iterdir()) if path.is_dir()]
-    return [*glue, *(path for path in (root / "squad", root / "conll2003") if path.is_dir())]
-
-
 def corpus_lines(root: Path, limit: int | None = None) -> list[str]:
     """The general-distillation text before decontamination: WikiText-2 train and the GLUE train sentences."""
     wiki = (root / "text" / "wikitext-2-raw" / "wiki.train.raw").read_text(encoding="utf-8").splitlines()
@@ -98,7 +91,7 @@ def corpus_lines(root: Path, limit: int | None = None) -> list[str]:
 
 def clean_corpus(root: Path, out: Path, limit: int | None = None) -> dict:
     """Write the decontaminated general-distillation corpus to `out`; return what was dropped."""
-    exclusion = build_exclusion(excluded_eval_data(root))
+    exclusion = build_exclusion(evaluation_data(root))
     lines = corpus_lines(root, limit)
     keep = exclusion.filter("corpus", lines)
     atomic_write_text(out, "".join(line + "\n" for line, kept in zip(lines, keep, strict=True) if kept))
@@ -121,7 +114,7 @@ def general_student(work: Path, root: Path, minutes: float) -> dict:
     def run() -> dict:
         dropped = clean_corpus(root, work / "corpus.txt")
         meta = prepare(PrepareConfig(TEACHER, (str(work / "corpus.txt"),), str(work / "corpus"), max_len=128,
-                                     exclude=tuple(map(str, excluded_eval_data(root))), overwrite=True))  # fmt: skip
+                                     exclude=tuple(map(str, evaluation_data(root))), overwrite=True))  # fmt: skip
         init = init_student(InitStudentConfig(TEACHER, str(work / "student-init"), layers="0,2,5", overwrite=True))
         result = distill(DistillConfig(
             teacher=TEACHER, student=str(init.out), data=str(work / "corpus"), out=str(work / "distill"),
@@ -146,7 +139,7 @@ def run_task(plan: Plan, work: Path, root: Path, general: Callable[[], dict], se
                   max_train_samples=plan.max_train, eval_split="selection", eval_every_epoch=True,
                   precision="fp32", overwrite=True, **SELECTION)  # fmt: skip
     settings = {"plan": asdict(plan), "selection": SELECTION}
-    exclude = tuple(map(str, excluded_eval_data(root)))
+    exclude = tuple(map(str, evaluation_data(root)))
     models: dict[str, list[dict]] = {"teacher": [], "student_ft": [], "student_kd": []}
 
     def run(name: str, upstream: dict, train: Callable[[], object]) -> None:
@@ -204,7 +197,7 @@ def summarize(plan: Plan, models: dict[str, list[dict]]) -> dict:
         **dev, "baseline": baseline, "seeds": len(models["student_kd"]), "plan": asdict(plan),
         "retention_ft": 100 * dev["student_ft"]["main"] / teacher,
         "retention_kd": 100 * dev["student_kd"]["main"] / teacher,
-        "retention_meaningful": points(plan.task, teacher) - points(plan.task, baseline["main_score"]) > 5,
+        "retention_meaningful": retention_meaningful(plan.task, teacher, baseline["main_score"]),
         "steps": {role: [m["steps"] for m in runs] for role, runs in models.items()},
         "selection": {role: mean_sd([m["selection"] for m in runs]) for role, runs in models.items()},
         "teacher_learning_curves": {m["name"]: m["learning_curve"] for m in models["teacher"]},
@@ -235,12 +228,8 @@ def measure_speed(work: Path, root: Path, tasks: list[str]) -> dict:
 
 
 def machine() -> dict:
-    flags = next((line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags")), "")
-    model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                  if line.startswith("model name")), platform.processor())  # fmt: skip
-    features = [name for name in ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_int8")
-                if f" {name}" in flags]  # fmt: skip
-    return {"cpu": model, "cpu_features": features, "cpu_count": os.cpu_count(), "torch": torch.__version__,
+    cpu = cpu_info()
+    return {"cpu": cpu["model"], "cpu_features": cpu["features"], "cpu_count": cpu["cores"], "torch": torch.__version__,
             "python": platform.python_version(), "load_average": os.getloadavg()}  # fmt: skip
 
 
@@ -264,8 +253,9 @@ def report(work: Path, commands: list[str]) -> dict:
         "mean_of_meaningful_retentions_kd": statistics.mean(meaningful) if meaningful else None,
         "not_meaningful": [t for t in scored if not tasks[t]["retention_meaningful"]],
     }  # fmt: skip
-    results = {"commands": commands, "machine": machine(), "teacher": f"{TEACHER}, fine-tuned per task and seed",
-               "student": general, "selection_split": SELECTION, "tasks": tasks, "glue": summary}  # fmt: skip
+    results = portable({"commands": commands, "machine": machine(), "student": general, "tasks": tasks,
+                        "teacher": f"{TEACHER}, fine-tuned per task and seed", "selection_split": SELECTION,
+                        "glue": summary})  # fmt: skip
     RESULTS.mkdir(parents=True, exist_ok=True)
     write_json(RESULTS / "tasks.json", results)
     atomic_write_text(RESULTS / "tasks.md", markdown(results))

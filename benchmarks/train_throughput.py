@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import shutil
 import statistics
 import sys
@@ -31,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from transformers import BertConfig, BertForMaskedLM
 
-from common import RESULTS
+from common import RESULTS, cpu_info
 from distilkit.data.dataset import TokenDataset, pad_batch, write_token_dataset
 from distilkit.data.masking import MaskingSpec, mask_sequences, selection_weights, step_generator
 from distilkit.io import read_jsonl, write_json
@@ -120,16 +118,6 @@ def plain_loop(
     return {"tokens": tokens, "seconds": time.perf_counter() - started, "steps": steps}
 
 
-def cpu() -> dict:
-    """The CPU's model name and the instruction-set features that decide fp32/bf16/int8 speed."""
-    info = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").is_file() else ""
-    model = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")),
-                 platform.processor() or platform.machine())  # fmt: skip
-    flags = set(next((line.split(":", 1)[1].split() for line in info.splitlines() if line.startswith("flags")), []))
-    wanted = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_int8", "amx_tile")
-    return {"model": model, "features": [name for name in wanted if name in flags], "cores": os.cpu_count()}
-
-
 CONTENDERS = ("distilkit", "plain", "plain_masked_heads")
 
 
@@ -176,7 +164,7 @@ def main() -> None:
         f"{args.sequences} seqs of length 32-128; batch 32; loss 5 KL + 2 MLM + 1 cos, T=2; fp32",
         "protocol": f"{args.warmup} warm-up + {args.steps} timed steps per run; {args.repeats} repeats, order "
         "alternating (A B C, C B A); medians of tokens/s (real tokens, no padding); every run in runs",
-        "machine": {"cpu": cpu(), "threads": args.threads, "device": "cpu", "torch": torch.__version__},
+        "machine": {"cpu": cpu_info(), "threads": args.threads, "device": "cpu", "torch": torch.__version__},
         "command": f"flock /tmp/distilkit-bench.lock python benchmarks/train_throughput.py --steps {args.steps} "
         f"--warmup {args.warmup} --repeats {args.repeats} --threads {args.threads}",
     }  # fmt: skip

@@ -17,7 +17,6 @@ A task whose files are absent is skipped and said so. With a teacher: retention 
 from __future__ import annotations
 
 import logging
-import random
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -26,7 +25,9 @@ import numpy as np
 
 from distilkit.embeddings import SentenceModel, embedding_fidelity, load_sentence_model, read_lines
 from distilkit.errors import ConfigError
+from distilkit.tasks.data import subsample
 from distilkit.tasks.glue import read_glue
+from distilkit.tasks.sts import cosine_rows
 
 log = logging.getLogger(__name__)
 
@@ -56,14 +57,7 @@ class SuiteConfig:
 
 
 def _cosines(model: SentenceModel, first: list[str], second: list[str]) -> np.ndarray:
-    a, b = model.encode(first), model.encode(second)
-    a /= np.linalg.norm(a, axis=1, keepdims=True).clip(1e-12)
-    b /= np.linalg.norm(b, axis=1, keepdims=True).clip(1e-12)
-    return (a * b).sum(1)
-
-
-def _sample(items: list, n: int, seed: int) -> list:
-    return items if len(items) <= n else [items[i] for i in sorted(random.Random(seed).sample(range(len(items)), n))]
+    return cosine_rows(model.encode(first), model.encode(second))
 
 
 def sts_task(root: Path, config: SuiteConfig) -> Callable[[SentenceModel], float] | None:
@@ -82,7 +76,7 @@ def pair_task(root: Path, task: str, folder: str, positive: int, config: SuiteCo
         return None
     from sklearn.metrics import average_precision_score
 
-    examples = _sample(read_glue(task, root / folder, "dev"), config.max_pairs, config.seed)
+    examples = subsample(read_glue(task, root / folder, "dev"), config.max_pairs, config.seed)
     first, second = [e.text for e in examples], [e.text_pair for e in examples]
     truth = np.array([e.label == positive for e in examples])
     return lambda model: 100 * float(average_precision_score(truth, _cosines(model, first, second)))
@@ -93,7 +87,7 @@ def classify_task(root: Path, config: SuiteConfig):
         return None
     from sklearn.linear_model import LogisticRegression
 
-    train = _sample(read_glue("sst2", root / "SST-2", "train"), config.probe_train, config.seed)
+    train = subsample(read_glue("sst2", root / "SST-2", "train"), config.probe_train, config.seed)
     test = read_glue("sst2", root / "SST-2", "dev")
 
     def score(model: SentenceModel) -> float:
@@ -136,7 +130,7 @@ def evaluate_suite(config: SuiteConfig, callback: Callable[[dict], None] | None 
         emit({"event": "stage", "stage": "suite", "message": f"{name}: "
               + ", ".join(f"{role} {values[name]:.2f}" for role, values in scores.items())})  # fmt: skip
     if config.text:
-        texts = _sample(read_lines(Path(config.text)), config.max_texts, config.seed)
+        texts = subsample(read_lines(Path(config.text)), config.max_texts, config.seed)
         agreement = embedding_fidelity(models["teacher"].encode(texts), models["model"].encode(texts))
         scores["model"]["neighbours"] = 100 * agreement["nn_agreement@1"]
         scores["teacher"]["neighbours"] = 100.0  # the teacher agrees with itself

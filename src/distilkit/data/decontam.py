@@ -75,7 +75,7 @@ class EvalIndex:
     ngram: int = NGRAM
     whole: set[str] = field(default_factory=set)  # every evaluation text's words, joined by spaces
     runs: dict[int, np.ndarray] = field(default_factory=dict)  # run length → sorted run hashes
-    seen: np.ndarray = field(default_factory=lambda: np.zeros(1 << FILTER_BITS, dtype=bool))  # top bits → any run
+    seen: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))  # top bits of a hash → any run has them
     texts: int = 0
     _values: _WordValues = field(default_factory=_WordValues)
 
@@ -201,16 +201,27 @@ def evaluation_texts(path: Path) -> Iterator[str]:
         yield from _file_texts(path)
 
 
-def _folder_texts(path: Path) -> Iterator[str]:
+def _glue_task(folder: Path):
+    """The GlueTask whose folder name (SST-2, STS-B, ...) `folder` has, or None."""
     from distilkit.tasks import glue
 
-    by_dir = {spec.dir_name.lower(): spec for spec in glue.GLUE_TASKS.values()}
-    spec = by_dir.get(path.name.lower())
+    return next((spec for spec in glue.GLUE_TASKS.values() if spec.dir_name.lower() == folder.name.lower()), None)
+
+
+def _glue_texts(spec, folder: Path, split: str) -> Iterator[str]:
+    """The texts of one GLUE split, read as GLUE ships it (no quoting, headerless CoLA)."""
+    from distilkit.tasks import glue
+
+    for example in glue.read_glue(spec.name, folder, split):
+        yield from filter(None, (example.text, example.text_pair))
+
+
+def _folder_texts(path: Path) -> Iterator[str]:
+    spec = _glue_task(path)
     if spec is not None:
         for split, name in spec.files.items():
             if split != "train" and (path / name).is_file():
-                for example in glue.read_glue(spec.name, path, split):
-                    yield from filter(None, (example.text, example.text_pair))
+                yield from _glue_texts(spec, path, split)
         return
     if (path / "dev-v1.1.json").is_file():
         yield from _file_texts(path / "dev-v1.1.json")
@@ -220,7 +231,7 @@ def _folder_texts(path: Path) -> Iterator[str]:
         for file in filter(Path.is_file, conll):
             yield from _conll_texts(file)
         return
-    tasks = [child for child in sorted(path.iterdir()) if child.is_dir() and child.name.lower() in by_dir]
+    tasks = [child for child in sorted(path.iterdir()) if child.is_dir() and _glue_task(child) is not None]
     if not tasks:
         raise DataError(f"--exclude: cannot tell what evaluation data the folder {path} holds — give a GLUE task "
                         "folder or root, a SQuAD or CoNLL folder, or the evaluation files themselves")  # fmt: skip
@@ -236,14 +247,13 @@ def _conll_texts(path: Path) -> Iterator[str]:
 
 
 def _file_texts(path: Path) -> Iterator[str]:
-    from distilkit.tasks import glue, squad, tables
+    from distilkit.tasks import squad, tables
 
     name = path.name.lower()
-    spec = next((s for s in glue.GLUE_TASKS.values() if s.dir_name.lower() == path.parent.name.lower()), None)
+    spec = _glue_task(path.parent)
     split = next((key for key, file in spec.files.items() if file == path.name), None) if spec else None
-    if split is not None:  # a GLUE split file: read as GLUE ships it (no quoting, headerless CoLA)
-        for example in glue.read_glue(spec.name, path.parent, split):
-            yield from filter(None, (example.text, example.text_pair))
+    if split is not None:  # a GLUE split file
+        yield from _glue_texts(spec, path.parent, split)
         return
     if name.endswith(".txt"):
         try:
