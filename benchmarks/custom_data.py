@@ -40,7 +40,7 @@ def peak_rss_mb() -> float:
 
 
 def demo_sentences() -> list[str]:
-    from distilkit.data.prepare import demo_corpus_path
+    from distilkit.io import demo_corpus_path
 
     with gzip.open(demo_corpus_path(), "rt", encoding="utf-8") as handle:
         sentences = [s.strip() for line in handle for s in _SENTENCE_END.split(line)]
@@ -60,7 +60,7 @@ def write_csv(path: Path, rows: int, seed: int = 0) -> None:
 def child(csv_path: str, teacher: str, max_len: int) -> None:
     """One measurement in this (fresh) process: prints a JSON line."""
     from distilkit.models.teacher import load_tokenizer
-    from distilkit.tasks.finetune import FinetuneConfig, prepare_data
+    from distilkit.train.finetune import FinetuneConfig, prepare_data
 
     tokenizer = load_tokenizer(teacher)
     ready_rss = peak_rss_mb()  # interpreter, torch, transformers and the tokenizer: what every size pays

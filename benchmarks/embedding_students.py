@@ -30,13 +30,22 @@ import torch
 from common import RESULTS, evaluation_data, portable, shared_data
 from distilkit.data.decontam import Exclusion, build_exclusion
 from distilkit.data.prepare import PrepareConfig, prepare
-from distilkit.embeddings import SentenceModel, embedding_fidelity, encode_seconds, load_sentence_model
+from distilkit.embeddings import (
+    SentenceModel,
+    StsConfig,
+    embedding_fidelity,
+    encode_seconds,
+    load_sentence_model,
+    read_sts,
+    retrieval_pool,
+    sts_score,
+)
 from distilkit.io import atomic_write_text, read_jsonl, write_json
 from distilkit.models.student import InitStudentConfig, build_student, init_student, probe_sample
 from distilkit.models.teacher import DEFAULT_TEACHER
-from distilkit.tasks.glue import read_glue
 from distilkit.tasks.metrics import spearman
-from distilkit.tasks.sts import StsConfig, read_sts, retrieval_pool, sts_score
+from distilkit.tasks.readers.glue import read_glue
+from distilkit.tasks.registry import task_spec
 from distilkit.train.distill import DistillConfig, distill
 
 SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z\"'(])")
@@ -63,7 +72,7 @@ def sentences(shared: Path, corpus: str, exclusion: Exclusion | None = None) -> 
     found = [s for p in paragraphs for s in SENTENCE_END.split(p) if len(s.split()) >= 4]
     if corpus.endswith("+glue"):  # in-domain unlabelled text: the texts of the train splits, never dev/test
         for task, folder in GLUE_TRAIN.items():
-            for example in read_glue(task, shared / "glue" / folder, "train"):
+            for example in read_glue(task_spec(task), shared / "glue" / folder, "train"):
                 found += [t for t in (example.text, example.text_pair) if t and len(t.split()) >= 3]
     if exclusion is not None:  # decontaminated: no sentence holding an evaluation text (data/decontam.py)
         keep = exclusion.filter("corpus", found)

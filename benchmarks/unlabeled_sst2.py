@@ -35,9 +35,10 @@ from common import REPO, RESULTS, log, progress, shared_data
 from distilkit.io import atomic_write_text, read_json, write_json
 from distilkit.models.student import InitStudentConfig, init_student
 from distilkit.models.teacher import DEFAULT_TEACHER
-from distilkit.tasks.data import read_examples, subsample
-from distilkit.tasks.finetune import FinetuneConfig, finetune
-from distilkit.tasks.task_distill import TaskDistillConfig, task_distill
+from distilkit.tasks.readers.splits import read_examples, subsample
+from distilkit.tasks.registry import TASKS
+from distilkit.train.finetune import FinetuneConfig, finetune
+from distilkit.train.task_distill import TaskDistillConfig, task_distill
 
 
 def relative(path: Path | str) -> str:
@@ -46,7 +47,7 @@ def relative(path: Path | str) -> str:
 
 def write_unlabeled(sst2: Path, labelled: int, seed: int, limit: int | None, out: Path) -> int:
     """The SST-2 train sentences outside the labelled sample (the sample every run draws: seed, n), one a line."""
-    examples = read_examples("sst2", sst2, "train")
+    examples = read_examples(TASKS["sst2"], sst2, "train")
     kept = set(subsample(list(range(len(examples))), labelled, seed))
     rest = [example.text for index, example in enumerate(examples) if index not in kept]
     rest = subsample(rest, limit, seed)

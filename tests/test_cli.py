@@ -78,11 +78,11 @@ def test_distill_bad_inputs(tmp_path):
         invoke(*base, "--student", str(tmp_path / "teacher"), "--data", str(tmp_path / "nodata")), "nodata"
     )
     assert_one_line_error(
-        invoke(*base, "--student", str(tmp_path / "teacher"), "--data", str(tmp_path / "data"), "--alpha-ce", "-1"),
+        invoke(*base, "--student", str(tmp_path / "teacher"), "--data", str(tmp_path / "data"), "--alpha-kl", "-1"),
         "≥ 0",
     )
     assert_one_line_error(
-        invoke(*base, "--student", str(tmp_path / "narrow"), "--data", str(tmp_path / "data"), "--alpha-ce", "0",
+        invoke(*base, "--student", str(tmp_path / "narrow"), "--data", str(tmp_path / "data"), "--alpha-kl", "0",
                "--alpha-mlm", "0"),
         "hidden size",
     )  # fmt: skip

@@ -51,14 +51,15 @@ def test_every_task_scores_as_the_libraries_do(glue, models):
     result = evaluate_suite(SuiteConfig(model=student, data=str(glue), teacher=teacher))
     assert result["tasks"] == ["sts", "pair-mrpc", "pair-qnli", "classify-sst2"] and result["skipped"] == {}
     model = load_sentence_model(student)
-    from distilkit.tasks.glue import read_glue
+    from distilkit.tasks.readers.glue import read_glue
+    from distilkit.tasks.registry import task_spec
 
-    sts = read_glue("stsb", glue / "STS-B", "test_with_scores")
+    sts = read_glue(task_spec("stsb"), glue / "STS-B", "test_with_scores")
     a, b = model.encode([e.text for e in sts]), model.encode([e.text_pair for e in sts])
     cosine = (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
     expected = 100 * spearmanr(cosine, [e.label for e in sts]).statistic
     assert result["scores"]["model"]["sts"] == pytest.approx(expected)
-    mrpc = read_glue("mrpc", glue / "MRPC", "dev")
+    mrpc = read_glue(task_spec("mrpc"), glue / "MRPC", "dev")
     a, b = model.encode([e.text for e in mrpc]), model.encode([e.text_pair for e in mrpc])
     cosine = (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
     expected = 100 * average_precision_score([e.label == 1 for e in mrpc], cosine)

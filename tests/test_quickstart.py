@@ -10,9 +10,10 @@ import pytest
 import torch
 from transformers import AutoModel
 
-import distilkit.quickstart
+import distilkit.pipeline
 from distilkit.models.sentence import SentenceSpec, write_sentence_files
-from distilkit.quickstart import QuickstartConfig, quickstart
+from distilkit.pipeline import QuickstartConfig, quickstart
+from tasks.tiny_tasks import sst2_dir, stsb_dir
 from tiny import WORDS, make_tokenizer, tiny_config
 
 STEPS = 60  # a fixed length, so that the figures do not depend on how busy the machine is
@@ -36,16 +37,20 @@ def test_quickstart_runs_the_whole_pipeline_and_distillation_helps(tmp_path, mon
     rng = np.random.default_rng(0)
     corpus = tmp_path / "corpus.txt"
     corpus.write_text("\n".join(" ".join(rng.choice(WORDS, size=12)) for _ in range(160)) + "\n")
-    distill = distilkit.quickstart.distill
+    distill = distilkit.pipeline.distill
     monkeypatch.setattr(
-        distilkit.quickstart,
+        distilkit.pipeline,
         "distill",
         lambda config, callback=None: distill(dataclasses.replace(config, max_steps=STEPS), callback=callback),
     )
     events = []
+    glue = tmp_path / "glue"  # the embedding suite's data: STS-B and SST-2 only (MRPC, QNLI are said to be missing)
+    sst2_dir(glue, n_train=40, n_dev=20)
+    stsb_dir(glue)
     summary = quickstart(
         QuickstartConfig(out=str(tmp_path / "qs"), teacher=str(tmp_path / "teacher"), corpus=str(corpus),
-                         num_layers=1, time_budget=600, heldout=40, batch_size=8, lr=3e-3, probe_samples=32),
+                         num_layers=1, time_budget=600, heldout=40, batch_size=8, lr=3e-3, probe_samples=32,
+                         eval_data=str(glue)),
         callback=events.append,
     )  # fmt: skip
     stages = [e["stage"] for e in events if e["event"] == "stage"]
@@ -63,6 +68,30 @@ def test_quickstart_runs_the_whole_pipeline_and_distillation_helps(tmp_path, mon
     one_text = 1 / before["n"]
     assert after["nn_recall@10"] >= before["nn_recall@10"] - one_text
     assert after["nn_agreement@1"] >= before["nn_agreement@1"] + (0.1 if sentence_transformers else -one_text)
+    suite = summary["suite"]
+    if sentence_transformers:  # quality beyond the training text, each student against the teacher
+        assert suite["tasks"] == ["sts", "classify-sst2"] and set(suite["tasks_skipped"]) == {"pair-mrpc", "pair-qnli"}
+        for role in ("undistilled", "distilled"):
+            retention = suite[role]["retention"]
+            assert retention["sts"] == pytest.approx(
+                100 * suite["scores"][role]["sts"] / suite["scores"]["teacher"]["sts"]
+            )
+            assert suite[role]["mean_retention"] == pytest.approx(np.mean(list(retention.values())))
+    else:
+        assert suite == {"skipped": "the teacher is not a sentence-embedding model"}
     saved = json.loads((tmp_path / "qs" / "quickstart.json").read_text())
     assert saved["after"] == summary["after"]
     assert "data:image/png;base64" in (tmp_path / "qs" / "report.html").read_text()
+
+
+def test_without_evaluation_data_the_suite_is_said_to_be_skipped(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no ../shared/data/glue from here
+    monkeypatch.delenv("DISTILKIT_SHARED_DATA", raising=False)
+    config = QuickstartConfig(out=str(tmp_path / "qs"))
+    assert distilkit.pipeline.suite_root(config) is None
+    skipped = distilkit.pipeline.suite_comparison(None, {"teacher": "unused"}, 0, lambda event: None)
+    assert "no evaluation data" in skipped["skipped"] and "--eval-data" in skipped["skipped"]
+    (tmp_path / "mine").mkdir()
+    assert distilkit.pipeline.suite_root(QuickstartConfig(eval_data=str(tmp_path / "mine"))) == tmp_path / "mine"
+    with pytest.raises(distilkit.DistilkitError, match="--eval-data folder not found"):
+        QuickstartConfig(eval_data=str(tmp_path / "absent"))

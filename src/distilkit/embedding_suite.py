@@ -23,11 +23,12 @@ from pathlib import Path
 
 import numpy as np
 
-from distilkit.embeddings import SentenceModel, embedding_fidelity, load_sentence_model, read_lines
+from distilkit.embeddings import SentenceModel, cosine_rows, embedding_fidelity, load_sentence_model
 from distilkit.errors import ConfigError
-from distilkit.tasks.data import subsample
-from distilkit.tasks.glue import read_glue
-from distilkit.tasks.sts import cosine_rows
+from distilkit.io import read_lines
+from distilkit.tasks.readers.glue import read_glue
+from distilkit.tasks.readers.splits import subsample
+from distilkit.tasks.registry import TASKS
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +66,7 @@ def sts_task(root: Path, config: SuiteConfig) -> Callable[[SentenceModel], float
         return None
     from scipy.stats import spearmanr
 
-    examples = read_glue("stsb", root / "STS-B", "test_with_scores")
+    examples = read_glue(TASKS["stsb"], root / "STS-B", "test_with_scores")
     first, second = [e.text for e in examples], [e.text_pair for e in examples]
     gold = np.array([e.label for e in examples], dtype=float)
     return lambda model: 100 * float(spearmanr(_cosines(model, first, second), gold).statistic)
@@ -76,7 +77,7 @@ def pair_task(root: Path, task: str, folder: str, positive: int, config: SuiteCo
         return None
     from sklearn.metrics import average_precision_score
 
-    examples = subsample(read_glue(task, root / folder, "dev"), config.max_pairs, config.seed)
+    examples = subsample(read_glue(TASKS[task], root / folder, "dev"), config.max_pairs, config.seed)
     first, second = [e.text for e in examples], [e.text_pair for e in examples]
     truth = np.array([e.label == positive for e in examples])
     return lambda model: 100 * float(average_precision_score(truth, _cosines(model, first, second)))
@@ -87,8 +88,8 @@ def classify_task(root: Path, config: SuiteConfig):
         return None
     from sklearn.linear_model import LogisticRegression
 
-    train = subsample(read_glue("sst2", root / "SST-2", "train"), config.probe_train, config.seed)
-    test = read_glue("sst2", root / "SST-2", "dev")
+    train = subsample(read_glue(TASKS["sst2"], root / "SST-2", "train"), config.probe_train, config.seed)
+    test = read_glue(TASKS["sst2"], root / "SST-2", "dev")
 
     def score(model: SentenceModel) -> float:
         probe = LogisticRegression(max_iter=1000, random_state=config.seed)  # MTEB's probe

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import gzip
 import hashlib
 import json
 import os
@@ -176,3 +177,23 @@ def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
         with contextlib.suppress(json.JSONDecodeError):
             records.append(json.loads(line))
     return records
+
+
+def read_lines(path: Path) -> list[str]:
+    """The non-blank, stripped lines of a UTF-8 text file (gzip when it ends in .gz): texts to embed."""
+    if not path.is_file():
+        raise DataError(f"text file not found: {path}")
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rt", encoding="utf-8") as handle:
+            return [line.strip() for line in handle if line.strip()]
+    except (OSError, UnicodeDecodeError, EOFError) as exc:
+        raise DataError(f"cannot read {path} as UTF-8 text: {exc}") from None
+
+
+def demo_corpus_path() -> Path:
+    """The demo corpus shipped with distilkit (four public-domain novels, see assets/CORPUS.md)."""
+    path = Path(__file__).resolve().parent / "assets" / "corpus.txt.gz"
+    if not path.is_file():
+        raise DataError(f"the demo corpus {path} is missing from this installation — reinstall distilkit")
+    return path

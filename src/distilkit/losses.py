@@ -8,8 +8,12 @@ DDP give exactly the gradient of one large batch (the "gradient accumulation bug
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
+
+from distilkit.errors import ConfigError
 
 
 def _norm(rows: int, normalizer: float | None) -> float:
@@ -92,6 +96,95 @@ def attention_kl(
     kl = torch.where(teacher > 0, teacher * (torch.log(teacher.clamp_min(1e-12)) - student_log), 0.0)
     per_query = kl.sum(dim=-1).mean(dim=-1)
     return per_query.sum() / _norm(student_attention.shape[0], normalizer)
+
+
+def projected_hidden_mse(
+    student_hidden: torch.Tensor,
+    teacher_hidden: torch.Tensor,
+    projection_weight: torch.Tensor,
+    normalizer: float | None = None,
+) -> torch.Tensor:
+    """``hidden_mse`` of the student's states mapped into the teacher's width: Σ_rows mean_d (s·Wᵀ − t)² / normalizer.
+
+    student_hidden: (n_tokens, d_s), teacher_hidden: (n_tokens, d_t), the non-pad tokens of matched layers;
+    projection_weight: (d_t, d_s), a learned ``nn.Linear(d_s, d_t, bias=False).weight`` trained with the
+    student (the gradient reaches it). Default normalizer: n_tokens. TinyBERT (Jiao et al. 2020) §3.1, L_hidn with W_h.
+    """
+    return hidden_mse(F.linear(student_hidden.float(), projection_weight.float()), teacher_hidden, normalizer)
+
+
+def _relation_log_probs(vectors: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """(B, R, L, d) → (B, R, L, L): log softmax_j(a_i·a_j / √d) over the non-pad columns j (pad columns: 0)."""
+    vectors = vectors.float()
+    scores = vectors @ vectors.transpose(-1, -2) / math.sqrt(vectors.shape[-1])
+    columns = mask[:, None, None, :]
+    # A finite fill, not −inf: a wholly padded row stays finite, so no NaN reaches the backward pass.
+    log_probs = F.log_softmax(scores.masked_fill(~columns, torch.finfo(scores.dtype).min), dim=-1)
+    return log_probs.masked_fill(~columns, 0.0)
+
+
+def _relation_kl(
+    student: torch.Tensor, teacher: torch.Tensor, attention_mask: torch.Tensor, normalizer: float | None
+) -> torch.Tensor:
+    """(B, R, L, d_s), (B, R, L, d_t), mask (B, L) → Σ_{non-pad rows} mean_R KL(teacher ‖ student) / normalizer."""
+    mask = attention_mask.bool()
+    log_student, log_teacher = _relation_log_probs(student, mask), _relation_log_probs(teacher, mask)
+    kl = (log_teacher.exp() * (log_teacher - log_student)).sum(dim=-1)  # pad columns add exp(0)·(0 − 0) = 0
+    per_row = kl.mean(dim=1)  # (B, L)
+    return per_row[mask].sum() / _norm(int(mask.sum()), normalizer)
+
+
+def value_relation_kl(
+    student_values: torch.Tensor,
+    teacher_values: torch.Tensor,
+    attention_mask: torch.Tensor,
+    normalizer: float | None = None,
+) -> torch.Tensor:
+    """MiniLM's value-relation loss: KL(teacher VR ‖ student VR), VR = softmax(V Vᵀ / √d_head) per head.
+
+    student_values: (B, H, L, d_s_head), teacher_values: (B, H, L, d_t_head), one layer's values split into
+    heads; attention_mask: (B, L), 1 at real tokens. The head counts must be equal (MiniLM v1 pairs head h
+    with head h; the head widths may differ) — otherwise a ConfigError: use ``attention_relation_kl``. Pad
+    columns are left out of every softmax; the KL is averaged over heads, summed over the non-pad rows and
+    divided by ``normalizer`` (default: the number of non-pad rows). MiniLM (Wang et al. 2020), L_VR.
+    """
+    if student_values.shape[1] != teacher_values.shape[1]:
+        raise ConfigError(
+            f"value-relation distillation (MiniLM v1) needs equal head counts, but the student has "
+            f"{student_values.shape[1]} heads and the teacher {teacher_values.shape[1]} — use MiniLMv2 relation "
+            "heads instead"
+        )
+    return _relation_kl(student_values, teacher_values, attention_mask, normalizer)
+
+
+def attention_relation_kl(
+    student_states: torch.Tensor,
+    teacher_states: torch.Tensor,
+    attention_mask: torch.Tensor,
+    relation_heads: int,
+    normalizer: float | None = None,
+) -> torch.Tensor:
+    """MiniLMv2's self-attention relation loss for one kind of vector (queries, keys or values).
+
+    student_states: (B, L, d_s), teacher_states: (B, L, d_t): all heads' queries (or keys, or values) of one
+    layer concatenated, as the layer's query/key/value projection outputs them; attention_mask: (B, L).
+    Both are split into ``relation_heads`` heads of width d_rel = d/relation_heads, whatever either model's
+    attention head count; the relation of each is softmax(A Aᵀ / √d_rel) over the non-pad columns. Returns
+    KL(teacher ‖ student) averaged over relation heads, summed over the non-pad rows and divided by
+    ``normalizer`` (default: the number of non-pad rows). The full loss sums the query–query, key–key and
+    value–value terms. MiniLMv2 (Wang et al. 2021), multi-head self-attention relations.
+    """
+    widths = (student_states.shape[-1], teacher_states.shape[-1])
+    if relation_heads < 1 or any(width % relation_heads for width in widths):
+        raise ConfigError(
+            f"relation heads ({relation_heads}) must divide both hidden sizes (student {widths[0]}, teacher "
+            f"{widths[1]}) — pick a divisor of {math.gcd(*widths)}"
+        )
+
+    def split(states: torch.Tensor) -> torch.Tensor:  # (B, L, d) → (B, R, L, d / R)
+        return states.unflatten(-1, (relation_heads, -1)).transpose(1, 2)
+
+    return _relation_kl(split(student_states), split(teacher_states), attention_mask, normalizer)
 
 
 def weighted_sum(terms: dict[str, torch.Tensor], weights: dict[str, float]) -> torch.Tensor:

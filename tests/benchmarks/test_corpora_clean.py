@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from distilkit.tasks.registry import task_spec
+
 REPO = Path(__file__).resolve().parents[2]
 DATA = Path(os.environ.get("DISTILKIT_SHARED_DATA", REPO.parent / "shared" / "data"))
 pytestmark = pytest.mark.skipif(not (DATA / "glue" / "STS-B").is_dir(), reason=f"no shared data under {DATA}")
@@ -44,7 +46,7 @@ def reported_texts(tasks_module) -> list[str]:
     for task, folder in tasks_module.GLUE_DIRS.items():
         for split in ("dev", "test_with_scores" if task == "stsb" else "test"):
             if (DATA / "glue" / folder / f"{split}.tsv").is_file() or split == "test_with_scores":
-                for example in tasks_module.read_glue(task, DATA / "glue" / folder, split):
+                for example in tasks_module.read_glue(task_spec(task), DATA / "glue" / folder, split):
                     texts += [t for t in (example.text, example.text_pair) if t and len(t.split()) >= 3]
     return texts
 

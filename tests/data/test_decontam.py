@@ -127,8 +127,8 @@ def test_prepare_refuses_a_missing_exclude_path(tmp_path, tiny_tokenizer_dir):
 
 
 def test_task_distill_drops_augmented_rows_that_hold_evaluation_text(tmp_path):
-    from distilkit.tasks.finetune import FinetuneConfig, finetune
-    from distilkit.tasks.task_distill import TaskDistillConfig, task_distill
+    from distilkit.train.finetune import FinetuneConfig, finetune
+    from distilkit.train.task_distill import TaskDistillConfig, task_distill
 
     encoder = base_encoder(tmp_path / "enc")
     data = sst2_dir(tmp_path, n_train=16, n_dev=8)

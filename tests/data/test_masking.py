@@ -6,7 +6,15 @@ import numpy as np
 import pytest
 import torch
 
-from distilkit.data.masking import MaskingSpec, mask_flat_tokens, mask_sequences, selection_weights, step_generator
+from distilkit.data.masking import (
+    MaskingSpec,
+    mask_flat_tokens,
+    mask_sequences,
+    mask_token_id,
+    selection_weights,
+    step_generator,
+)
+from distilkit.errors import DataError
 
 VOCAB = 50
 SPECIAL = [0, 1, 2, 3, 4]
@@ -54,9 +62,9 @@ def test_eighty_ten_ten_split():
     n = int(targets.sum())
     as_mask = int((masked[targets] == MASK_ID).sum()) / n
     kept = int((masked[targets] == ids[targets]).sum()) / n
-    # Random replacements can hit the original id (1/50) or [MASK] (1/50), a small bias either way.
-    assert as_mask == pytest.approx(0.8 + 0.1 / VOCAB, abs=0.01)
-    assert kept == pytest.approx(0.1 + 0.1 / VOCAB, abs=0.01)
+    # Random replacements are ordinary ids (45 of them): never [MASK], the original id 1 time in 45.
+    assert as_mask == pytest.approx(0.8, abs=0.01)
+    assert kept == pytest.approx(0.1 + 0.1 / (VOCAB - len(SPECIAL)), abs=0.01)
 
 
 def test_frequency_smoothing_prefers_rare_tokens():
@@ -96,3 +104,21 @@ def test_nothing_to_mask():
         ids, weights, mask_id=MASK_ID, vocab_size=VOCAB, spec=MaskingSpec(), generator=step_generator(0, 0)
     )
     assert torch.equal(masked, ids) and (labels == -100).all()
+
+
+def test_random_replacements_are_ordinary_ids_of_the_models_vocabulary():
+    """Never a special token (a <pad> would shift RoBERTa's positions) and never past the model's embeddings."""
+    ids = _stream(50_000)
+    weights = selection_weights(np.ones(VOCAB), [1, 2, 3, 17, 30], 0.7)  # specials need not be the first ids
+    spec = MaskingSpec(mask_frac=0.0, random_frac=1.0)
+    masked, labels = mask_flat_tokens(ids, weights, mask_id=30, vocab_size=40, spec=spec,
+                                      generator=step_generator(0, 1))  # fmt: skip
+    replaced = masked[labels != -100]
+    assert set(replaced.tolist()) == set(range(40)) - {1, 2, 3, 17, 30}
+
+
+def test_data_without_a_mask_token_is_refused_in_one_line():
+    assert mask_token_id({"special_ids": {"mask": 250001}}) == 250001
+    with pytest.raises(DataError, match="no mask token") as caught:
+        mask_token_id({"special_ids": {"mask": None, "pad": 1}, "tokenizer": "my-teacher"})
+    assert "my-teacher" in str(caught.value) and "\n" not in str(caught.value)

@@ -12,8 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from distilkit.data.prepare import FORMAT, PrepareConfig, demo_corpus_path, load_meta, prepare
+from distilkit.data.prepare import FORMAT, PrepareConfig, load_meta, prepare
 from distilkit.errors import ConfigError, DataError, DistilkitError
+from distilkit.io import demo_corpus_path
 
 
 @pytest.fixture(scope="module")
@@ -95,6 +96,18 @@ def test_every_sequence_is_wrapped_and_long_lines_are_split(tmp_path, tiny_token
     cls, sep = tokenizer.cls_token_id, tokenizer.sep_token_id
     assert np.all(tokens[offsets[:-1]] == cls) and np.all(tokens[offsets[1:] - 1] == sep)
     assert (tokens == cls).sum() == (tokens == sep).sum() == len(offsets) - 1
+
+
+def test_pieces_are_wrapped_in_any_prefix_and_suffix():
+    """The wrapping is the tokenizer's own, of any length: here two ids before each piece and one after."""
+    from distilkit.data.prepare import _Splitter
+
+    splitter = _Splitter(max_len=8, min_len=5, prefix=(90, 91), suffix=(92,), dtype="uint16")
+    flat = np.arange(1, 16, dtype=np.uint16)  # lines of 12, 1 and 2 ids; pieces of at most 8 - 3 = 5
+    tokens, lengths, kept = splitter(flat, np.array([12, 1, 2]))
+    assert lengths.tolist() == [8, 8, 5, 5] and kept == 2  # the 1-id line makes a piece of 4 < min_len: dropped
+    assert tokens.tolist() == [90, 91, 1, 2, 3, 4, 5, 92, 90, 91, 6, 7, 8, 9, 10, 92, 90, 91, 11, 12, 92,
+                               90, 91, 14, 15, 92]  # fmt: skip
 
 
 def test_meta_and_tokenizer_copy(tmp_path, tiny_tokenizer_dir, tokenizer, tiny_words):

@@ -6,11 +6,12 @@ import numpy as np
 import pytest
 import torch
 
-from distilkit.embeddings import encode, load_sentence_model
+from distilkit.embeddings import load_sentence_model
 from distilkit.errors import ModelError
 from distilkit.models.sentence import (
     SentenceSpec,
     copy_sentence_files,
+    encode,
     pool,
     read_sentence_spec,
     write_sentence_files,

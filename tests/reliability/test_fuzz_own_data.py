@@ -13,8 +13,9 @@ from hypothesis import strategies as st
 
 from distilkit.cli.app import run_command
 from distilkit.errors import DistilkitError
-from distilkit.tasks.data import task_spec
-from distilkit.tasks.own_data import OwnData, discover_labels, encode_split
+from distilkit.tasks.data import encode_split
+from distilkit.tasks.readers.own_data import OwnData, discover_labels
+from distilkit.tasks.registry import task_spec
 from fuzzcount import CASES
 
 FUZZ = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -62,8 +63,8 @@ def _encode(task: str, own: OwnData, tokenizer, discover: bool = False):
     """Encode the training file as finetune does (prepare_own_data: the label set found while encoding, one pass),
     or with the label set read by discover_labels first."""
     spec = task_spec(task)
-    if discover and spec.kind in ("classification", "token"):
-        spec = task_spec(task, discover_labels(own, spec))
+    if discover and spec.kind in ("classification", "token-classification"):
+        spec = spec.with_labels(discover_labels(own, spec))
     return encode_split(spec, own, "train", tokenizer, 32)
 
 

@@ -13,9 +13,10 @@ from typer.testing import CliRunner
 
 from distilkit.cli.app import run_command
 from distilkit.errors import DistilkitError
-from distilkit.tasks.data import read_examples
-from distilkit.tasks.glue import Example
-from distilkit.tasks.ner import NerSentence, to_iob2
+from distilkit.tasks.readers.glue import Example
+from distilkit.tasks.readers.ner import NerSentence, to_iob2
+from distilkit.tasks.readers.splits import read_examples
+from distilkit.tasks.registry import task_spec
 from fuzzcount import CASES
 
 FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -56,7 +57,7 @@ sentences = st.lists(words, min_size=1, max_size=6).map(" ".join)
 def test_well_formed_glue_sst2_files_parse(tmp_path_factory, rows):
     root = tmp_path_factory.mktemp("sst2")
     (root / "train.tsv").write_text("sentence\tlabel\n" + "".join(f"{text}\t{label}\n" for text, label in rows))
-    assert read_examples("sst2", root, "train") == [Example(text, None, int(label)) for text, label in rows]
+    assert read_examples(task_spec("sst2"), root, "train") == [Example(text, None, int(label)) for text, label in rows]
     CASES["finetune/evaluate: GLUE"] += 1
 
 
@@ -67,7 +68,7 @@ def test_well_formed_glue_stsb_files_parse(tmp_path_factory, rows):
     header = "index\tgenre\tfilename\tyear\told_index\tsource1\tsource2\tsentence1\tsentence2\tscore\n"
     lines = [f"{i}\tmain\tf\t2012\t{i}\tnone\tnone\t{a}\t{b}\t{score / 1000}\n" for i, (a, b, score) in enumerate(rows)]
     (root / "dev.tsv").write_text(header + "".join(lines))
-    assert read_examples("stsb", root, "dev") == [Example(a, b, score / 1000) for a, b, score in rows]
+    assert read_examples(task_spec("stsb"), root, "dev") == [Example(a, b, score / 1000) for a, b, score in rows]
     CASES["finetune/evaluate: GLUE"] += 1
 
 
@@ -92,7 +93,7 @@ def test_well_formed_squad_files_parse(tmp_path_factory, question, title):
            for i, (text, start) in enumerate(answers)]  # fmt: skip
     doc = {"version": "1.1", "data": [{"title": title, "paragraphs": [{"context": context, "qas": qas}]}]}
     source.write_text(json.dumps(doc))
-    examples = read_examples("squad", source, "dev")
+    examples = read_examples(task_spec("squad"), source, "dev")
     assert [(e.id, e.title, e.context, e.answers, e.answer_starts) for e in examples] == [
         (f"q{i}", title, context, (text,), (start,)) for i, (text, start) in enumerate(answers)
     ]
@@ -111,7 +112,7 @@ def test_well_formed_conll_files_parse(tmp_path_factory, sentence_list):
     blocks = ["".join(f"{word} NNP I-NP {tag}\n" for word, tag in sentence) for sentence in sentence_list]
     (root / "test.txt").write_text("-DOCSTART- -X- -X- O\n\n" + "\n".join(blocks))
     expected = [NerSentence(tuple(w for w, _ in s), tuple(to_iob2([t for _, t in s]))) for s in sentence_list]
-    assert read_examples("conll2003", root, "test") == expected
+    assert read_examples(task_spec("conll2003"), root, "test") == expected
     CASES["finetune/evaluate: CoNLL"] += 1
 
 
@@ -121,8 +122,8 @@ def test_glue_sst2_files(tmp_path_factory, body, header):
     root = tmp_path_factory.mktemp("sst2")
     source = root / "train.tsv"
     source.write_bytes((b"sentence\tlabel\n" if header else b"") + body)
-    if _outcome(lambda: read_examples("sst2", root, "train"), source) == "parsed":
-        examples = read_examples("sst2", root, "train")
+    if _outcome(lambda: read_examples(task_spec("sst2"), root, "train"), source) == "parsed":
+        examples = read_examples(task_spec("sst2"), root, "train")
         assert all(e.label in (0, 1) for e in examples)  # only labels of the label set get through
     CASES["finetune/evaluate: GLUE"] += 1
 
@@ -134,7 +135,7 @@ def test_glue_stsb_regression_files(tmp_path_factory, body):
     source = root / "dev.tsv"
     header = "index\tgenre\tfilename\tyear\told_index\tsource1\tsource2\tsentence1\tsentence2\tscore\n"
     source.write_bytes(header.encode() + body)
-    _outcome(lambda: read_examples("stsb", root, "dev"), source)
+    _outcome(lambda: read_examples(task_spec("stsb"), root, "dev"), source)
     CASES["finetune/evaluate: GLUE"] += 1
 
 
@@ -178,7 +179,7 @@ def test_squad_json_files(tmp_path_factory, doc, broken):
     source = root / "dev-v1.1.json"
     text = json.dumps(doc)
     source.write_text(text[: len(text) // 2] if broken else text)
-    _outcome(lambda: read_examples("squad", source, "dev"), source)
+    _outcome(lambda: read_examples(task_spec("squad"), source, "dev"), source)
     CASES["finetune/evaluate: SQuAD"] += 1
 
 
@@ -200,7 +201,30 @@ def test_conll_files(tmp_path_factory, lines):
     root = tmp_path_factory.mktemp("conll")
     source = root / "test.txt"
     source.write_text("\n".join(lines) + "\n")
-    _outcome(lambda: read_examples("conll2003", root, "test"), source)
+    _outcome(lambda: read_examples(task_spec("conll2003"), root, "test"), source)
+    CASES["finetune/evaluate: CoNLL"] += 1
+
+
+tag = st.sampled_from(["O", "B-PER", "I-PER", "E-PER", "S-LOC", "I-LOC", "NNP", "VBZ", ".", "B-", "I-NP"])
+
+
+@FUZZ
+@given(tag_lists=st.lists(st.lists(tag, min_size=1, max_size=6), min_size=1, max_size=5), column=st.integers(-3, 3))
+def test_own_conll_tag_columns(tmp_path_factory, tag_lists, column):
+    """Any tags in any column of a CoNLL file: read with a detected scheme, or refused with one line (#18)."""
+    from distilkit.tasks.readers.own_data import OwnData, Reader
+
+    source = tmp_path_factory.mktemp("tags") / "train.conll"
+    source.write_text("\n\n".join("\n".join(f"w{i} {t} {t}" for i, t in enumerate(tags)) for tags in tag_lists))
+
+    def read() -> list:
+        reader = Reader(OwnData(train=str(source), tag_column=str(column)), task_spec("token-classification"), "train")
+        examples = [example for chunk in reader.chunks(None) for example in chunk]
+        assert reader.scheme() in ("iob1", "iob2", "bioes", "plain")
+        return examples
+
+    if _outcome(read, source) == "parsed":
+        assert [list(e.tags) for e in read()] == tag_lists and column not in (0, -3)
     CASES["finetune/evaluate: CoNLL"] += 1
 
 

@@ -17,6 +17,7 @@ from distilkit.ship import export as export_module
 from distilkit.ship.export import FORMATS, AccuracyGuardError, ExportConfig, export, glue_dev_score
 from distilkit.ship.kinds import model_kind
 from distilkit.ship.onnx_graph import INT8_FILE, ONNX_FILE, ort_session
+from distilkit.tasks.registry import task_spec
 
 pytest.importorskip("onnxruntime", reason='needs the onnx extra: pip install "distilkit[onnx]"')
 
@@ -99,7 +100,7 @@ def test_int8_guard_refuses_a_large_drop_and_keeps_the_fp32_export(ship_models, 
     scores = iter([0.90, 0.85])  # fp32 first, then int8: a 5-point drop
 
     def fake_score(session, tokenizer, task, data_dir, **kwargs):
-        return {"task": task, "split": "dev", "n": 6, "metrics": {}, "score": next(scores)}
+        return {"task": task.name, "split": "dev", "n": 6, "metrics": {}, "score": next(scores)}
 
     monkeypatch.setattr(export_module, "glue_dev_score", fake_score)
     out = tmp_path / "int8"
@@ -118,7 +119,7 @@ def test_int8_guard_accepts_within_max_drop_with_real_dev_scores(ship_models, gl
         assert guard[precision]["n"] == 6 and 0.0 <= guard[precision]["score"] <= 1.0
     assert guard["drop_points"] == pytest.approx(100 * (guard["fp32"]["score"] - guard["int8"]["score"]))
     # The fp32 ONNX score is the PyTorch model's accuracy on the same rows.
-    fp32 = glue_dev_score(ort_session(student_int8 / ONNX_FILE), _tokenizer(student_int8), "sst2", glue_dir)
+    fp32 = glue_dev_score(ort_session(student_int8 / ONNX_FILE), _tokenizer(student_int8), task_spec("sst2"), glue_dir)
     assert fp32["score"] == guard["fp32"]["score"] == pytest.approx(_torch_accuracy(ship_models["student"], glue_dir))
     assert "int8 guard.drop_points" in (student_int8 / "README.md").read_text()
 
@@ -133,9 +134,9 @@ def _torch_accuracy(model_dir, glue_dir) -> float:
     import torch
     from transformers import AutoModelForSequenceClassification
 
-    from distilkit.tasks.glue import read_glue
+    from distilkit.tasks.readers.glue import read_glue
 
-    examples = read_glue("sst2", glue_dir, "dev")
+    examples = read_glue(task_spec("sst2"), glue_dir, "dev")
     model = AutoModelForSequenceClassification.from_pretrained(model_dir).eval()
     tokenizer = _tokenizer(model_dir)
     with torch.inference_mode():

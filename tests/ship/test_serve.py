@@ -73,6 +73,10 @@ BAD_REQUESTS = [
     ({}, 422, "exactly one input"),
     ({"txt": "typo"}, 422, "unknown field 'txt'"),
     ({"text": "a", "model": "nope"}, 422, "not loaded"),
+    ({"text": "a", "model": ["student"]}, 422, "model must be a string, got list"),
+    ({"text": "a", "model": None}, 422, "model must be a string, got NoneType"),
+    ({"text": {"nested": "object"}}, 422, "must be a string, got dict"),
+    ({"texts": ["ok", 3.5]}, 422, "text 1 must be a string, got float"),
     ({"question": "who?", "context": "the sea"}, 422, "takes text"),
     (["a", "list"], 422, "JSON object"),
     ("just a string", 422, "JSON object"),
@@ -96,12 +100,23 @@ def test_bad_json_shapes_get_4xx_json_errors(pair, body, status, message):
         (b"[" * 2000 + b"]" * 2000, 400, "nested too deeply"),
         (b'{"text": "\\ud800 is a lone surrogate"}', 422, "not valid Unicode"),
         (b'{"text": "' + b"a" * 5000 + b'"}', 413, "4096-byte limit"),
+        (b'{"text": ' + b"1" * 4400 + b"}", 413, "4096-byte limit"),
+        (b"{'text': 'single quotes'}", 400, "not valid JSON"),
+        (b'{"text": "a",}', 400, "not valid JSON"),
+        (b"NaN", 422, "JSON object"),
     ],
 )
 def test_bad_bodies_get_4xx_json_errors(pair, content, status, message):
     _, client = pair
     response = client.post("/predict", content=content, headers={"content-type": "application/json"})
     assert response.status_code == status and message in response.json()["error"]
+
+
+def test_an_integer_too_long_to_convert_is_a_400_not_a_500(ship_models):
+    with _client(ship_models, "student") as client:  # the default 1 MiB body limit lets 5,000 digits through
+        response = client.post("/predict", content=b'{"text": ' + b"7" * 5000 + b"}")
+    assert response.status_code == 400 and "not usable JSON" in response.json()["error"]
+    assert "\n" not in response.json()["error"]
 
 
 def test_oversized_streamed_body_without_length_is_refused(pair):
@@ -249,21 +264,115 @@ def test_qa_model_answers_from_the_context(ship_models):
         assert len(listed["predictions"]) == 2
         assert client.post("/predict", json={"text": "no question"}).status_code == 422
         assert client.post("/predict", json={"inputs": [{"question": "who"}]}).status_code == 422
+        long_question = client.post("/predict", json={"question": "the " * 300, "context": context})
+        assert long_question.status_code == 422 and "question has 300 tokens" in long_question.json()["error"]
 
 
-def test_onnx_backend_serves_an_export_folder(ship_models, student_int8):
-    predictor = load_predictor("student", str(student_int8), "auto", threads=1)
-    assert predictor.backend == "onnx" and predictor.info["backend"] == "onnxruntime (model.int8.onnx)"
-    torch_params = load_predictor("student", str(ship_models["student"]), "torch").info["params"]
-    assert 0.9 * torch_params < predictor.info["params"] <= 1.1 * torch_params
-    torch_answer = load_predictor("student", str(ship_models["student"]), "torch").predict(["a good day"])[0]
-    assert predictor.predict(["a good day"])[0]["probabilities"].keys() == torch_answer["probabilities"].keys()
-    with pytest.raises(ConfigError, match=r"holds no model\.onnx"):
-        load_predictor("student", str(ship_models["student"]), "onnx")
-
-
-def test_config_collects_every_problem():
+def test_config_collects_every_problem_on_one_line():
     with pytest.raises(ConfigError) as raised:
-        ServeConfig("s", backend="tensorrt", port=70000, max_chars=0, max_wait_ms=-1)
+        ServeConfig("s", backend="tensorrt", port=70000, max_chars=0, max_batch=-2, max_wait_ms=-1)
     message = str(raised.value)
-    assert "--backend" in message and "--port" in message and "--max-chars" in message and "--max-wait-ms" in message
+    assert "--backend must be one of auto, torch, onnx, onnx-int8" in message and "--port" in message
+    assert "--max-chars must be ≥ 1, got 0" in message and "--max-batch must be ≥ 1, got -2" in message
+    assert "--max-wait-ms must be ≥ 0" in message and "\n" not in message
+    for bad in (float("nan"), float("inf")):
+        with pytest.raises(ConfigError, match="--max-wait-ms"):
+            ServeConfig("s", max_wait_ms=bad)
+    assert ServeConfig("s", max_wait_ms=0).max_wait_ms == 0  # 0 is allowed: never wait for company
+
+
+def _forward_rows(predictor) -> list[int]:
+    """Spy on the predictor's forwards: the row count of each one, appended as they run."""
+    rows: list[int] = []
+    forward = predictor._forward
+
+    def counting(features):
+        rows.append(len(features["input_ids"]))
+        return forward(features)
+
+    predictor._forward = counting
+    return rows
+
+
+def test_max_batch_bounds_every_forward(ship_models):
+    config = ServeConfig(str(ship_models["student"]), backend="torch", max_batch=4, max_wait_ms=50, threads=1)
+    app = create_app(config)
+    rows = _forward_rows(app.state.predictors["student"])
+    texts = [f"the sea {i}" for i in range(10)]
+    with TestClient(app) as client, concurrent.futures.ThreadPoolExecutor(6) as pool:
+        many = client.post("/predict", json={"texts": texts}).json()["predictions"]
+        alone = [client.post("/predict", json={"text": text}).json()["predictions"][0] for text in texts[:3]]
+        concurrent_ = list(pool.map(lambda t: client.post("/predict", json={"texts": [t, t]}), texts))
+    assert len(many) == 10 and all(r.status_code == 200 for r in concurrent_)
+    assert rows and max(rows) <= 4 and sum(rows) == 10 + 3 + 20, rows
+    for got, want in zip(many[:3], alone, strict=True):  # split across forwards, the answers stay the same
+        assert got["probabilities"] == pytest.approx(want["probabilities"], abs=1e-5)
+    assert client.get("/info").json()["limits"]["max_batch"] == 4
+
+
+def test_max_batch_bounds_qa_windows_too(ship_models):
+    """One long context is several 384-token windows (rows); a forward still sees at most max_batch of them."""
+    predictor = load_predictor("student", str(ship_models["qa"]), "torch", threads=1, max_rows=2)
+    rows = _forward_rows(predictor)
+    context = " ".join(["the captain sat in the old house by the sea"] * 60)
+    (answer,) = predictor.predict([("where was the captain", context)])
+    assert len(rows) >= 2 and max(rows) <= 2 and (answer["answer"] == "" or answer["answer"] in context)
+
+
+def test_openapi_json_and_docs_page(pair):
+    _, client = pair
+    spec = client.get("/openapi.json").json()
+    assert set(spec["paths"]) == {"/health", "/info", "/predict"}  # not the page, the static files or /docs
+    predict = spec["paths"]["/predict"]["post"]
+    body = predict["requestBody"]["content"]["application/json"]
+    assert {"text", "texts", "question", "context", "inputs", "model"} == set(body["schema"]["properties"])
+    assert body["examples"]["one text"]["value"] == {"text": "A gripping, beautifully acted film."}
+    assert {"200", "400", "413", "422", "500"} <= set(predict["responses"])
+    page = client.get("/docs")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert '<script src="/static/docs.js">' in page.text and "cdn.jsdelivr.net" not in page.text
+    script = client.get("/static/docs.js").text
+    assert "https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/" in script and "/openapi.json" in script
+
+
+@pytest.mark.slow
+def test_docs_page_offline_lists_the_endpoints_in_a_browser(pair):
+    """With the CDN unreachable, /docs lists the endpoints from /openapi.json instead of staying blank."""
+    import shutil
+
+    pytest.importorskip("selenium", reason='needs selenium: pip install "distilkit[browser-test]"')
+    chromium, driver_path = shutil.which("chromium") or shutil.which("chromium-browser"), shutil.which("chromedriver")
+    if not (chromium and driver_path):
+        pytest.skip("needs chromium and chromedriver: apt-get install chromium chromium-driver")
+    import uvicorn
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    app = create_app(pair[0].state.config, pair[0].state.predictors)  # its own batchers, on uvicorn's loop
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                     "--host-resolver-rules=MAP cdn.jsdelivr.net ~NOTFOUND"):  # fmt: skip
+        options.add_argument(argument)
+    browser = webdriver.Chrome(service=Service(executable_path=driver_path), options=options)
+    try:
+        for _ in range(200):
+            if server.started:
+                break
+            time.sleep(0.05)
+        port = server.servers[0].sockets[0].getsockname()[1]
+        browser.get(f"http://127.0.0.1:{port}/docs")
+        body = browser.find_element(By.TAG_NAME, "body")
+        WebDriverWait(browser, 30).until(lambda d: body.get_attribute("data-docs") != "loading")
+        assert body.get_attribute("data-docs") == "offline"
+        text = browser.find_element(By.ID, "offline").text
+        assert "POST /predict" in text and "GET /info" in text and "cdn.jsdelivr.net" in text
+    finally:
+        browser.quit()
+        server.should_exit = True
+        thread.join(timeout=10)

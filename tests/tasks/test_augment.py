@@ -12,10 +12,10 @@ from typer.testing import CliRunner
 from distilkit.cli import app
 from distilkit.errors import ConfigError
 from distilkit.io import read_json
-from distilkit.tasks.augment import Perturbation, augment, perturb, word_pool
-from distilkit.tasks.finetune import FinetuneConfig, finetune
-from distilkit.tasks.glue import Example
-from distilkit.tasks.task_distill import TaskDistillConfig, task_distill
+from distilkit.tasks.readers.glue import Example
+from distilkit.train.augment import Perturbation, augment, perturb, word_pool
+from distilkit.train.finetune import FinetuneConfig, finetune
+from distilkit.train.task_distill import TaskDistillConfig, task_distill
 from tasks.tiny_tasks import FAST, SUBJECTS, base_encoder, one_thread, sst2_dir, stsb_dir  # noqa: F401 (one_thread: autouse fixture)
 
 PAIRS = [Example(f"{a} sat on the old chair .", f"{b} was by the sea .", 1.0) for a in SUBJECTS for b in SUBJECTS[:2]]

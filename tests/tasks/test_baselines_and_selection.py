@@ -9,18 +9,20 @@ import numpy as np
 import pytest
 
 from distilkit.errors import ConfigError
-from distilkit.evaluate import EvaluateConfig, evaluate
-from distilkit.tasks import squad
-from distilkit.tasks.data import TaskData, carve_selection, read_examples, read_split, task_spec
-from distilkit.tasks.finetune import FinetuneConfig, finetune
-from distilkit.tasks.glue import Example
-from distilkit.tasks.ner import NerSentence
+from distilkit.evaluation import EvaluateConfig, evaluate
+from distilkit.tasks.data import TaskData
 from distilkit.tasks.predict import retention_meaningful, trivial_baseline
+from distilkit.tasks.readers import squad
+from distilkit.tasks.readers.glue import Example
+from distilkit.tasks.readers.ner import NerSentence
+from distilkit.tasks.readers.splits import carve_selection, read_examples, read_split
+from distilkit.tasks.registry import task_spec
+from distilkit.train.finetune import FinetuneConfig, finetune
 from tasks.tiny_tasks import FAST, base_encoder, one_thread, squad_dir, sst2_dir  # noqa: F401
 
 
 def data_of(task: str, examples: list, labels: tuple[str, ...] = ()) -> TaskData:
-    return TaskData(task_spec(task, labels or None), examples, {"input_ids": [[0]] * len(examples)})
+    return TaskData(task_spec(task).with_labels(labels or None), examples, {"input_ids": [[0]] * len(examples)})
 
 
 def test_majority_class_is_the_classification_baseline():
@@ -50,9 +52,10 @@ def test_unlabelled_split_has_no_baseline():
 
 
 def test_retention_is_not_meaningful_near_the_baseline():
-    assert not retention_meaningful("rte", 0.55, 0.527)  # 2.3 points above the majority class
-    assert retention_meaningful("rte", 0.60, 0.527)
-    assert not retention_meaningful("squad", 4.0, 0.0) and retention_meaningful("squad", 60.0, 0.0)  # % scale
+    assert not retention_meaningful(task_spec("rte"), 0.55, 0.527)  # 2.3 points above the majority class
+    assert retention_meaningful(task_spec("rte"), 0.60, 0.527)
+    squad_task = task_spec("squad")
+    assert not retention_meaningful(squad_task, 4.0, 0.0) and retention_meaningful(squad_task, 60.0, 0.0)  # % scale
 
 
 def test_selection_split_is_seeded_disjoint_and_holds_squad_articles_whole(tmp_path):
@@ -60,11 +63,11 @@ def test_selection_split_is_seeded_disjoint_and_holds_squad_articles_whole(tmp_p
     train, held = carve_selection(items, 0.1, seed=0)
     assert len(held) == 10 and sorted(train + held) == items and train == sorted(train)
     assert carve_selection(items, 0.1, seed=0) == (train, held) and carve_selection(items, 0.1, seed=1)[1] != held
-    questions = read_examples("squad", squad_dir(tmp_path), "dev")
+    questions = read_examples(task_spec("squad"), squad_dir(tmp_path), "dev")
     kept, carved = carve_selection(questions, 0.4, seed=0)
     assert {q.title for q in kept}.isdisjoint({q.title for q in carved}) and len({q.title for q in carved}) == 2
     with pytest.raises(ConfigError, match="trained without one"):
-        read_split("sst2", sst2_dir(tmp_path), "selection")
+        read_split(task_spec("sst2"), sst2_dir(tmp_path), "selection")
 
 
 def test_finetune_on_the_selection_split_records_it_and_evaluate_rescores_it(tmp_path):

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from distilkit.errors import ConfigError, DataError, ModelError
-from distilkit.evaluate import EvaluateConfig, evaluate
-from distilkit.tasks.finetune import FinetuneConfig, finetune
+from distilkit.evaluation import EvaluateConfig, evaluate
+from distilkit.train.finetune import FinetuneConfig, finetune
 from tasks.tiny_tasks import FAST, base_encoder, conll_dir, one_thread, rte_dir, sst2_dir  # noqa: F401 (one_thread: autouse fixture)
 
 
@@ -30,7 +30,7 @@ def models(tmp_path_factory):
 
 def fixed_predictions(monkeypatch, rows):
     """Make the model "predict" the given logits rows (one per feature)."""
-    module = importlib.import_module("distilkit.evaluate")  # the module, even once `distilkit.evaluate` is the function
+    module = importlib.import_module("distilkit.evaluation")
     monkeypatch.setattr(module, "predict", lambda model, data, *args: [np.asarray(r) for r in rows(data)])
 
 

@@ -15,14 +15,16 @@ from transformers import (
 )
 
 from distilkit.errors import ConfigError, DataError, ModelError
-from distilkit.evaluate import EvaluateConfig, evaluate
+from distilkit.evaluation import EvaluateConfig, evaluate
 from distilkit.io import read_json
 from distilkit.models.teacher import load_tokenizer
-from distilkit.tasks.data import encode, read_examples, task_spec, train_batches
-from distilkit.tasks.finetune import FinetuneConfig, finetune
+from distilkit.runtime import setup_runtime
+from distilkit.tasks.data import encode, train_batches
 from distilkit.tasks.heads import build_head_model
 from distilkit.tasks.predict import predict, score
-from distilkit.train.loop import setup_runtime
+from distilkit.tasks.readers.splits import read_examples
+from distilkit.tasks.registry import task_spec
+from distilkit.train.finetune import FinetuneConfig, finetune
 from tasks.tiny_tasks import FAST, base_encoder, conll_dir, one_thread, squad_dir, sst2_dir, stsb_dir  # noqa: F401 (one_thread: autouse fixture)
 
 
@@ -56,7 +58,7 @@ def test_trivial_task_is_learnt(tmp_path, encoder):
     data = sst2_dir(tmp_path, n_train=64, n_dev=32)
     tokenizer = load_tokenizer(encoder)
     spec = task_spec("sst2")
-    dev = encode(spec, read_examples("sst2", data, "dev"), tokenizer, 32, train=False)
+    dev = encode(spec, read_examples(task_spec("sst2"), data, "dev"), tokenizer, 32, train=False)
     runtime = setup_runtime("cpu", "fp32")
     before, _ = score(dev, predict(build_head_model(encoder, spec), dev, runtime, tokenizer.pad_token_id))
     config = FinetuneConfig(model=encoder, task="sst2", data=data, out=str(tmp_path / "m"), lr=2e-3, epochs=6, **FAST)
@@ -196,15 +198,15 @@ def test_hub_datasets_map_to_the_local_records(monkeypatch):
         return FakeHubSplit(rows, {"ner_tags": type("Seq", (), {"feature": names("O", "I-PER")})()})
 
     monkeypatch.setitem(sys.modules, "datasets", type("datasets", (), {"load_dataset": staticmethod(load_dataset)}))
-    examples = read_examples("mnli", "hf:glue", "dev")
+    examples = read_examples(task_spec("mnli"), "hf:glue", "dev")
     assert calls[-1] == ("glue", "mnli", "validation_matched")
     # the hub orders MNLI labels entailment/neutral/contradiction, the GLUE TSVs contradiction/entailment/neutral
     assert [example.label for example in examples] == [1, 0] and examples[0].text_pair == "b"
-    sentences = read_examples("conll2003", "hf:conll:2003", "test")
+    sentences = read_examples(task_spec("conll2003"), "hf:conll:2003", "test")
     assert calls[-1] == ("conll", "2003", "test") and sentences[0].tags == ("B-PER", "O")
 
 
 def test_hub_without_datasets_says_how_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "datasets", None)  # import fails
     with pytest.raises(DataError, match=r'pip install "distilkit\[datasets\]"'):
-        read_examples("sst2", "hf:glue", "train")
+        read_examples(task_spec("sst2"), "hf:glue", "train")

@@ -10,19 +10,15 @@ from scipy import stats
 from seqeval import metrics as seqeval_metrics
 from sklearn import metrics as sklearn_metrics
 
-from distilkit.errors import ConfigError
 from distilkit.tasks.metrics import (
-    TASK_METRICS,
     accuracy,
     answer_exact_match,
     answer_f1,
     binary_f1,
-    canonical_task,
     entity_scores,
     extract_entities,
     glue_metrics,
     macro_f1,
-    main_score,
     matthews_corrcoef,
     mean_squared_error,
     normalize_answer,
@@ -31,6 +27,7 @@ from distilkit.tasks.metrics import (
     spearman,
     squad_metrics,
 )
+from distilkit.tasks.registry import task_spec
 
 
 def test_accuracy():
@@ -187,30 +184,14 @@ def test_entity_scores_are_per_sentence_and_zero_when_undefined():
         entity_scores([["PER"]], [["O"]])
 
 
-def test_task_table_and_main_score():
-    assert set(TASK_METRICS) >= {"cola", "sst2", "mrpc", "stsb", "qqp", "mnli", "qnli", "rte", "wnli"}
-    assert main_score("MRPC", {"f1": 0.9, "accuracy": 0.8}) == pytest.approx(0.85)
-    assert main_score("STS-B", {"pearson": 0.88, "spearman": 0.86}) == pytest.approx(0.87)
-    assert main_score("CoLA", {"matthews": 0.5}) == 0.5
-    assert main_score("squad1.1", {"exact_match": 80.0, "f1": 88.0}) == 88.0
-    assert main_score("conll2003", {"precision": 0.9, "recall": 0.8, "f1": 0.85}) == 0.85
-
-
-def test_canonical_task_aliases_and_unknown():
-    assert canonical_task("SST-2") == canonical_task("sst2") == "sst2"
-    assert canonical_task("MNLI-mm") == "mnli"
-    with pytest.raises(ConfigError, match=r"unknown task 'imdb'.*cola"):
-        canonical_task("imdb")
-
-
 def test_glue_metrics_from_logits_and_scores():
     logits = np.array([[0.1, 0.9], [0.8, 0.2], [0.3, 0.7], [0.6, 0.4]])
-    assert glue_metrics("sst-2", logits, [1, 0, 0, 0]) == {"accuracy": 0.75}
-    mrpc = glue_metrics("mrpc", [1, 1, 0, 0, 1], [1, 0, 1, 0, 1])
+    assert glue_metrics(task_spec("sst-2"), logits, [1, 0, 0, 0]) == {"accuracy": 0.75}
+    mrpc = glue_metrics(task_spec("mrpc"), [1, 1, 0, 0, 1], [1, 0, 1, 0, 1])
     assert mrpc == pytest.approx({"f1": 2 / 3, "accuracy": 0.6})
-    stsb = glue_metrics("stsb", np.array([[1.0], [2.0], [3.0]]), [1.0, 2.0, 5.0])
+    stsb = glue_metrics(task_spec("stsb"), np.array([[1.0], [2.0], [3.0]]), [1.0, 2.0, 5.0])
     assert stsb == pytest.approx({"pearson": 4 / math.sqrt(2 * 78 / 9), "spearman": 1.0})
-    assert set(glue_metrics("cola", [0, 1], [0, 1])) == {"matthews"}
+    assert set(glue_metrics(task_spec("cola"), [0, 1], [0, 1])) == {"matthews"}
 
 
 # ---------------------------------------------------------------------------------------------

@@ -9,16 +9,10 @@ import numpy as np
 import pytest
 
 from distilkit.errors import DataError
+from distilkit.tasks.features import IGNORE_INDEX, align_labels
 from distilkit.tasks.metrics import entity_scores, extract_entities
-from distilkit.tasks.ner import (
-    IGNORE_INDEX,
-    NerSentence,
-    align_labels,
-    build_label_list,
-    predictions_to_tags,
-    read_conll,
-    to_iob2,
-)
+from distilkit.tasks.predict import predictions_to_tags
+from distilkit.tasks.readers.ner import NerSentence, build_label_list, read_conll, to_iob2
 
 CONLL = """-DOCSTART- -X- O O
 
@@ -56,9 +50,15 @@ def test_wrong_column_count_names_file_and_line(tmp_path):
         read_conll(path)
 
 
-def test_bad_tag_empty_and_missing_files(tmp_path):
-    with pytest.raises(DataError, match=r"line 3: 'NNP' is not an NER tag"):
-        read_conll(write(tmp_path, "-DOCSTART- -X- O O\n\nEU I-NP NNP\n"))
+def test_any_tag_column_is_read_and_empty_and_missing_files_fail(tmp_path):
+    # #18: a POS column is read like any other; its scheme is checked by readers/schemes.py, not here
+    path = write(tmp_path, CONLL)
+    assert read_conll(path, tag_column=1)[0] == NerSentence(("EU", "rejects", "German"), ("NNP", "VBZ", "JJ"))
+    assert read_conll(path, tag_column=2)[1].tags == ("I-NP", "I-NP")
+    with pytest.raises(DataError, match=r"line 3: no tag column 4 — the file has 4 columns: 0 \(the word\) to 3"):
+        read_conll(path, tag_column=4)
+    with pytest.raises(DataError, match="no tag column 0"):
+        read_conll(path, tag_column=0)
     with pytest.raises(DataError, match="holds no sentences"):
         read_conll(write(tmp_path, "-DOCSTART- -X- O O\n\n"))
     with pytest.raises(DataError, match="does not exist"):

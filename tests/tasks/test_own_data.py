@@ -17,10 +17,12 @@ from typer.testing import CliRunner
 from distilkit.cli import app
 from distilkit.errors import ConfigError, DataError
 from distilkit.io import read_json
-from distilkit.tasks.data import collate, encode, subsample, task_spec
+from distilkit.tasks.data import collate, encode, encode_split
 from distilkit.tasks.features import Features
-from distilkit.tasks.finetune import FinetuneConfig
-from distilkit.tasks.own_data import OwnData, Reader, discover_labels, encode_split
+from distilkit.tasks.readers.own_data import OwnData, Reader, discover_labels
+from distilkit.tasks.readers.splits import subsample
+from distilkit.tasks.registry import task_spec
+from distilkit.train.finetune import FinetuneConfig
 from tasks.tiny_tasks import SUBJECTS, base_encoder, one_thread  # noqa: F401 (one_thread: autouse fixture)
 
 runner = CliRunner()
@@ -121,7 +123,7 @@ def encoder(tmp_path_factory) -> str:
 def test_every_table_format_reads_the_same_examples(tmp_path, fmt, task_tokenizer):
     own = OwnData(train=write_rows(tmp_path / f"train.{fmt}", sentiment_rows(12)),
                   dev=write_rows(tmp_path / f"dev.{fmt}", sentiment_rows(6, ("pos", "neg"))))  # fmt: skip
-    spec = task_spec("classification", discover_labels(own, task_spec("classification")))
+    spec = task_spec("classification").with_labels(discover_labels(own, task_spec("classification")))
     assert spec.labels == ("neg", "pos")
     dev = encode_split(spec, own, "dev", task_tokenizer, 32, train=False)
     assert [example.label for example in dev.examples] == [1, 0, 1, 0, 1, 0]
@@ -157,7 +159,7 @@ def test_pair_regression_and_numeric_labels(tmp_path, task_tokenizer):
     own = OwnData(
         train=write_rows(tmp_path / "train.csv", pair_rows(8)), dev=write_rows(tmp_path / "d.csv", pair_rows(4))
     )
-    spec = task_spec("classification", discover_labels(own, task_spec("classification")))
+    spec = task_spec("classification").with_labels(discover_labels(own, task_spec("classification")))
     dev = encode_split(spec, own, "dev", task_tokenizer, 32, train=False)
     assert dev.examples[1].text == "the whale sat ." and dev.examples[1].text_pair == "her mother sat ."
     assert spec.labels == ("0", "1") and "token_type_ids" in dev.features
@@ -178,7 +180,7 @@ def test_token_classification_from_jsonl_and_conll_columns(tmp_path, task_tokeni
     rows = ner_rows(6)
     jsonl = OwnData(train=write_rows(tmp_path / "train.jsonl", rows), dev=write_rows(tmp_path / "dev.jsonl", rows))
     conll = OwnData(train=conll_file(tmp_path / "train.conll", rows), dev=conll_file(tmp_path / "dev.txt", rows))
-    spec = task_spec("token-classification", discover_labels(jsonl, task_spec("ner")))
+    spec = task_spec("token-classification").with_labels(discover_labels(jsonl, task_spec("ner")))
     assert spec.labels == ("O", "B-LOC", "B-PER") and discover_labels(conll, spec) == list(spec.labels)
     from_jsonl = encode_split(spec, jsonl, "dev", task_tokenizer, 32, train=False)
     from_conll = encode_split(spec, conll, "dev", task_tokenizer, 32, train=False)
@@ -314,8 +316,8 @@ def test_bad_files_are_one_line_errors(tmp_path, encoder):
     assert_one_line_error(finetune(json_lines), "bad.jsonl, line 2", "not valid JSON")
     missing_key = text("key.jsonl", '{"text": "a", "label": "pos"}\n{"text": "b"}\n')
     assert_one_line_error(finetune(missing_key), "key.jsonl, line 2", "no 'label' key")
-    tags = text("tags.jsonl", '{"tokens": ["a", "b"], "tags": ["O", "NN"]}\n')
-    assert_one_line_error(finetune(tags, tags, "token-classification"), "tags.jsonl, line 1", "'NN' is not an NER tag")
+    tags = text("tags.jsonl", '{"tokens": ["a", "b"], "tags": ["B-PER", "NN"]}\n')  # #18: plain + span tags
+    assert_one_line_error(finetune(tags, tags, "token-classification"), "tags.jsonl, line 1", "mixed tag schemes")
     assert_one_line_error(finetune(text("notes.md", "x")), "cannot tell the format", "notes.md")
     assert not (tmp_path / "o").exists()
 
@@ -369,7 +371,7 @@ def test_save_to_disk_folder(tmp_path, encoder, task_tokenizer):
     train, validation = (datasets.Dataset.from_dict(split(n), features=features) for n in (16, 6))
     datasets.DatasetDict({"train": train, "validation": validation}).save_to_disk(folder)
     own = OwnData(dataset=str(folder))
-    spec = task_spec("classification", discover_labels(own, task_spec("classification")))
+    spec = task_spec("classification").with_labels(discover_labels(own, task_spec("classification")))
     assert spec.labels == ("negative", "positive")  # ClassLabel ids read as their names
     dev = encode_split(spec, own, "dev", task_tokenizer, 32, train=False)
     assert [example.label for example in dev.examples] == [0, 1, 0, 1, 0, 1]
@@ -395,7 +397,7 @@ def test_chunked_encoding_equals_one_shot_encoding(tmp_path, task_tokenizer, tas
         own, max_len = OwnData(train=write_rows(tmp_path / "t.jsonl", ner_rows(23))), 32
     else:
         own, max_len = OwnData(train=write_rows(tmp_path / "t.jsonl", qa_rows(23))), 40
-    spec = task_spec(task, discover_labels(own, task_spec(task)) if task != "qa" else None)
+    spec = task_spec(task).with_labels(discover_labels(own, task_spec(task)) if task != "qa" else None)
     label_ids = {name: index for index, name in enumerate(spec.labels)}
     examples = [example for chunk in Reader(own, spec, "train").chunks(label_ids) for example in chunk]
     for sample in (None, 9):

@@ -9,16 +9,10 @@ import numpy as np
 import pytest
 
 from distilkit.errors import ConfigError, DataError
+from distilkit.tasks.features import prepare_eval_features, prepare_train_features
 from distilkit.tasks.metrics import squad_metrics
-from distilkit.tasks.squad import (
-    SquadExample,
-    postprocess_predictions,
-    prepare_eval_features,
-    prepare_train_features,
-    read_squad,
-    split_by_article,
-    squad_references,
-)
+from distilkit.tasks.predict import postprocess_predictions
+from distilkit.tasks.readers.squad import SquadExample, read_squad, split_by_article, squad_references
 
 SUPER_BOWL = "Super Bowl 50 was won by the Denver Broncos. The game was played in Santa Clara, California."
 LAST_WORD = "Super Bowl 50 was won by Denver"

@@ -8,21 +8,29 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from safetensors.torch import load_file, save_file
 from transformers import AutoModelForSequenceClassification
+from typer.testing import CliRunner
 
 from distilkit import losses
+from distilkit.cli import app
 from distilkit.errors import ConfigError, ModelError
-from distilkit.io import read_json
+from distilkit.io import read_json, read_jsonl
+from distilkit.models.student import PROJECTION_FILE
 from distilkit.models.teacher import load_tokenizer
-from distilkit.tasks.data import collate, encode, read_examples
-from distilkit.tasks.finetune import FinetuneConfig, finetune
+from distilkit.runtime import setup_runtime
+from distilkit.tasks.data import collate, encode
+from distilkit.tasks.features import IGNORE_INDEX
 from distilkit.tasks.heads import forward, head_logits, load_head_model
-from distilkit.tasks.logit_cache import open_teacher_cache
-from distilkit.tasks.ner import IGNORE_INDEX
 from distilkit.tasks.predict import predict
-from distilkit.tasks.task_distill import TaskDistillConfig, soft_loss, task_distill
-from distilkit.train.loop import setup_runtime
+from distilkit.tasks.readers.splits import read_examples
+from distilkit.tasks.registry import task_spec
+from distilkit.train.finetune import FinetuneConfig, finetune
+from distilkit.train.logit_cache import open_teacher_cache
+from distilkit.train.schedule import parse_schedule
+from distilkit.train.task_distill import TaskDistillConfig, soft_loss, task_distill
 from tasks.tiny_tasks import FAST, base_encoder, conll_dir, one_thread, squad_dir, sst2_dir, stsb_dir  # noqa: F401 (one_thread: autouse fixture)
+from tiny import make_model
 
 
 @pytest.fixture(scope="module")
@@ -78,9 +86,9 @@ def test_cache_dir_holds_the_teacher_logits_of_the_features_seen(tmp_path, tiny)
     distil(tiny, tmp_path / "s", cache_dir=str(tmp_path / "cache"))
     cached = list((tmp_path / "cache").glob("teacher_logits-*"))
     assert len(cached) == 1 and read_json(cached[0] / "header.json")["state"] == "closed"
-    teacher, spec = load_head_model(tiny["root"] / "sst2", "sst2")
+    teacher, spec = load_head_model(tiny["root"] / "sst2", task_spec("sst2"))
     tokenizer = load_tokenizer(tiny["student"])
-    train = encode(spec, read_examples("sst2", tiny["data"]["sst2"], "train"), tokenizer, FAST["max_len"])
+    train = encode(spec, read_examples(task_spec("sst2"), tiny["data"]["sst2"], "train"), tokenizer, FAST["max_len"])
     live = np.stack(predict(teacher, train, setup_runtime("cpu", "fp32"), tokenizer.pad_token_id))
     rows, seen = np.load(cached[0] / "values.npy"), np.load(cached[0] / "known.npy").astype(bool)
     assert seen.sum() == 16
@@ -91,9 +99,10 @@ def test_cache_dir_holds_the_teacher_logits_of_the_features_seen(tmp_path, tiny)
 
 def test_ner_cached_rows_line_up_with_a_live_teacher(tmp_path, tiny):
     teacher_dir = str(tiny["root"] / "conll2003")
-    teacher, spec = load_head_model(teacher_dir, "conll2003")
+    teacher, spec = load_head_model(teacher_dir, task_spec("conll2003"))
     tokenizer = load_tokenizer(tiny["student"])
-    train = encode(spec, read_examples("ner", tiny["data"]["conll2003"], "train"), tokenizer, FAST["max_len"])
+    examples = read_examples(task_spec("ner"), tiny["data"]["conll2003"], "train")
+    train = encode(spec, examples, tokenizer, FAST["max_len"])
     pad = tokenizer.pad_token_id
     cache = open_teacher_cache(teacher.eval(), teacher_dir, train, [train], pad, tmp_path, FAST["max_len"], None)
     cache.fill([17, 3], torch.device("cpu"))  # filled in another order and batch than the one read
@@ -162,3 +171,42 @@ def test_incompatible_pairs_fail_up_front(tmp_path, tiny, task_tokenizer):
         TaskDistillConfig(teacher="t", student="s", task="sst2", data="d", out="o", alpha_kl=0, alpha_hard=0,
                           temperature=0)  # fmt: skip
     assert "--temperature" in str(error.value)
+
+
+def test_schedules_are_applied_and_logged_at_each_step(tmp_path, tiny):
+    distil(tiny, tmp_path / "s", max_steps=3, log_every=1, temperature="4:1", alpha_kl="cosine:1:0.5")
+    records = [r for r in read_jsonl(tmp_path / "s" / "train_log.jsonl") if "terms" in r]
+    temperature, kl = parse_schedule("4:1"), parse_schedule("cosine:1:0.5")
+    assert [r["step"] for r in records] == [1, 2, 3]
+    for record in records:  # a record's step is 1-based: its values are the schedules' at step − 1 of 3
+        assert record["temperature"] == pytest.approx(temperature.value(record["step"] - 1, 3))
+        assert record["weights"] == pytest.approx({"kl": kl.value(record["step"] - 1, 3), "hard": 0.5})
+        weighted = sum(record["weights"][name] * value for name, value in record["terms"].items())
+        assert record["loss"] == pytest.approx(weighted, rel=1e-5)
+    assert cache_info(tmp_path / "s")["temperature"] == "4:1"
+
+
+def test_narrower_student_matches_hidden_states_through_a_projection_it_does_not_save(tmp_path, tiny):
+    make_model(tmp_path / "narrow", "bert", mlm=False, layers=1, hidden=16, seed=1)
+    config = TaskDistillConfig(teacher=str(tiny["root"] / "sst2"), student=str(tmp_path / "narrow"), task="sst2",
+                               data=tiny["data"]["sst2"], out=str(tmp_path / "s"), max_steps=2, alpha_hidden=1.0,
+                               cache_dir=str(tmp_path / "cache"), **FAST)  # fmt: skip
+    with pytest.raises(ModelError, match=PROJECTION_FILE):
+        task_distill(config)
+    save_file({"weight": torch.eye(32, 16)}, str(tmp_path / "narrow" / PROJECTION_FILE))
+    task_distill(config)
+    records = [r for r in read_jsonl(tmp_path / "s" / "train_log.jsonl") if "terms" in r]
+    assert all(set(r["terms"]) == {"kl", "hard", "hidden"} and np.isfinite(r["terms"]["hidden"]) for r in records)
+    assert cache_info(tmp_path / "s")["hidden_projection"] is True
+    assert not (tmp_path / "s" / PROJECTION_FILE).exists()
+    assert not any("projection" in key for key in load_file(tmp_path / "s" / "model.safetensors"))
+    assert AutoModelForSequenceClassification.from_pretrained(tmp_path / "s").config.hidden_size == 16
+
+
+def test_cli_bad_schedule_is_one_line_and_exit_2(tmp_path, tiny):
+    result = CliRunner().invoke(app, ["task-distill", "--teacher", str(tiny["root"] / "sst2"), "--student",
+                                      tiny["student"], "--task", "sst2", "--data", tiny["data"]["sst2"], "--out",
+                                      str(tmp_path / "s"), "--temperature", "2:0"])  # fmt: skip
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert result.exit_code == 2 and len(lines) == 1, result.output
+    assert lines[0].startswith("error:") and "--temperature must be > 0" in lines[0]

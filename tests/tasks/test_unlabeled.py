@@ -21,13 +21,13 @@ from distilkit import losses
 from distilkit.cli import app
 from distilkit.errors import ConfigError, DataError
 from distilkit.io import read_json
-from distilkit.tasks import logit_cache
-from distilkit.tasks.data import task_spec
-from distilkit.tasks.finetune import FinetuneConfig, finetune
 from distilkit.tasks.heads import task_loss
-from distilkit.tasks.logit_cache import open_store, store_folder
-from distilkit.tasks.task_distill import TaskDistillConfig, hard_loss, soft_loss, task_distill
-from distilkit.tasks.unlabeled import read_unlabeled
+from distilkit.tasks.readers.unlabeled import read_unlabeled
+from distilkit.tasks.registry import task_spec
+from distilkit.train import logit_cache
+from distilkit.train.finetune import FinetuneConfig, finetune
+from distilkit.train.logit_cache import open_store, store_folder
+from distilkit.train.task_distill import TaskDistillConfig, hard_loss, soft_loss, task_distill
 from tasks.tiny_tasks import FAST, SUBJECTS, base_encoder, conll_dir, one_thread, sst2_dir, stsb_dir  # noqa: F401 (one_thread: autouse fixture)
 
 CLASSIFICATION = task_spec("sst2")
@@ -168,7 +168,7 @@ def test_a_corrupted_or_truncated_store_is_recomputed_not_trusted(tmp_path, capl
 KILLED_WRITER = """
 import json, os, sys
 import numpy as np
-from distilkit.tasks.logit_cache import open_store
+from distilkit.train.logit_cache import open_store
 spec = json.loads(sys.argv[2])
 store = open_store(sys.argv[1], spec, np.arange(spec["n_features"] + 1))
 store.write([(i, np.full((1, spec["columns"]), float(i + 1), dtype=np.float32)) for i in (0, 2, 3)])

@@ -97,7 +97,7 @@ def squad_dir(root: Path, articles: int = 5) -> str:
 
 
 def conll_dir(root: Path, n: int = 24) -> str:
-    """CoNLL-2003 columns (word POS chunk NER), IOB1 tags, -DOCSTART- lines and blank separators."""
+    """CoNLL-2003 columns (word POS chunk NER), IOB1 chunk and NER tags, -DOCSTART- lines and blank separators."""
     folder = root / "conll"
     folder.mkdir(parents=True, exist_ok=True)
     names, places = ["ahab", "ishmael", "jo"], ["nantucket", "boston"]
@@ -105,7 +105,8 @@ def conll_dir(root: Path, n: int = 24) -> str:
         lines = ["-DOCSTART- -X- -X- O", ""]
         for index in range(n):
             name, place = names[index % 3], places[index % 2]
-            words = [(name, "I-PER"), ("sat", "O"), ("in", "O"), (place, "I-LOC"), (".", "O")]
-            lines += [f"{word} NNP I-NP {tag}" for word, tag in words] + [""]
+            words = [(name, "NNP I-NP I-PER"), ("sat", "VBD I-VP O"), ("in", "IN I-PP O"), (place, "NNP I-NP I-LOC"),
+                     (".", ". O O")]  # fmt: skip
+            lines += [f"{word} {tags}" for word, tags in words] + [""]
         (folder / f"{split}.txt").write_text("\n".join(lines), encoding="utf-8")
     return str(folder)

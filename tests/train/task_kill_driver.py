@@ -1,4 +1,4 @@
-"""Run finetune or task-distill in this process and SIGKILL it after step N (used by test_task_loop.py).
+"""Run finetune or task-distill in this process and SIGKILL it after step N (used by test_task_resume.py).
 
 usage: python task_kill_driver.py COMMAND CONFIG_JSON STEP — COMMAND finetune | task-distill; STEP 0: no kill.
 """
@@ -8,8 +8,8 @@ import os
 import signal
 import sys
 
-from distilkit.tasks.finetune import FinetuneConfig, finetune
-from distilkit.tasks.task_distill import TaskDistillConfig, task_distill
+from distilkit.train.finetune import FinetuneConfig, finetune
+from distilkit.train.task_distill import TaskDistillConfig, task_distill
 
 COMMANDS = {"finetune": (finetune, FinetuneConfig), "task-distill": (task_distill, TaskDistillConfig)}
 

@@ -68,7 +68,7 @@ def test_triple_loss_trains_and_saves_a_loadable_student(setup, tmp_path):
     assert _masked_predictions_in_data_words(initial, setup.data) < 0.2
     assert any((tmp_path / "out" / "tb").iterdir())
     saved = json.loads((tmp_path / "out" / "config.json").read_text())
-    assert saved["config"]["alpha_ce"] == 5.0 and "torch" in saved["versions"]
+    assert saved["config"]["alpha_kl"] == 5.0 and "torch" in saved["versions"]
     assert {e["event"] for e in events} >= {"start", "step", "checkpoint", "done"}
 
 
@@ -177,7 +177,7 @@ def test_mlm_teacher_with_bare_student_is_refused(setup, tmp_path):
 def test_incompatible_hidden_size_is_refused_before_training(setup, tmp_path):
     make_model(tmp_path / "narrow", "bert", mlm=True, layers=2, hidden=16)
     with pytest.raises(ModelError, match="hidden size"):
-        distill(dataclasses.replace(setup, student=str(tmp_path / "narrow"), alpha_ce=0, alpha_mlm=0))
+        distill(dataclasses.replace(setup, student=str(tmp_path / "narrow"), alpha_kl=0, alpha_mlm=0))
     assert not (tmp_path / "out" / "checkpoints").exists()
 
 
@@ -203,7 +203,7 @@ def test_config_reports_every_problem_at_once(setup):
     message = str(info.value)
     assert "temperature" in message and "batch-size" in message and "--lr" in message
     with pytest.raises(ConfigError, match="nothing to train"):
-        dataclasses.replace(setup, alpha_ce=0, alpha_mlm=0, alpha_cos=0)
+        dataclasses.replace(setup, alpha_kl=0, alpha_mlm=0, alpha_cos=0)
 
 
 def test_time_budget_replans_its_length_as_the_pace_changes(setup, tmp_path, monkeypatch):

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from distilkit.errors import ConfigError
+from distilkit.runtime import setup_runtime
 from distilkit.train import loop
 
 
@@ -65,9 +66,9 @@ def test_non_finite_gradient_skips_the_update():
 
 def test_runtime_rejects_unavailable_choices():
     with pytest.raises(ConfigError, match="precision"):
-        loop.setup_runtime("cpu", "fp8")
+        setup_runtime("cpu", "fp8")
     with pytest.raises(ConfigError, match="fp16 needs a CUDA GPU"):
-        loop.setup_runtime("cpu", "fp16")
-    runtime = loop.setup_runtime("cpu", "bf16")
+        setup_runtime("cpu", "fp16")
+    runtime = setup_runtime("cpu", "bf16")
     assert runtime.amp_dtype == torch.bfloat16 and runtime.world_size == 1
-    assert loop.setup_runtime("cpu", "auto").amp_dtype is None
+    assert setup_runtime("cpu", "auto").amp_dtype is None

@@ -9,12 +9,13 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from distilkit.cli.app import TrainProgress, app, out_console
+from distilkit.cli.app import TrainProgress, app, console, out_console
 from distilkit.cli.app import run_command as _run
 
 EXCLUDE_HELP = ("Evaluation data to keep out of the training text (repeat the flag): a GLUE task folder or root, a "
                 "SQuAD or CoNLL folder, or .txt/.csv/.tsv/.jsonl/.parquet/.json files. Lines that contain one of its "
                 "texts or share a 13-word run with one are dropped.")  # fmt: skip
+SCHEDULE = " A number, or a schedule over the run: 5:1 (linear), cosine:5:1."
 
 
 # ---------------------------------------------------------------- prepare
@@ -122,19 +123,38 @@ def distill(
     objective: Annotated[
         str, typer.Option(help="mlm (DistilBERT triple loss) or embedding (a sentence-embedding teacher's embeddings).")
     ] = "mlm",
-    alpha_ce: Annotated[float, typer.Option(help="Weight of the soft-target KL term.")] = 5.0,
-    alpha_mlm: Annotated[float, typer.Option(help="Weight of the masked-LM term.")] = 2.0,
-    alpha_cos: Annotated[float, typer.Option(help="Weight of the hidden-state cosine term.")] = 1.0,
-    alpha_hidden: Annotated[float, typer.Option(help="Weight of the intermediate hidden-state MSE.")] = 0.0,
-    alpha_attention: Annotated[float, typer.Option(help="Weight of the attention KL (MiniLM).")] = 0.0,
-    alpha_emb_mse: Annotated[float, typer.Option(help="Embedding objective: MSE of pooled sentence vectors.")] = 1.0,
-    alpha_emb_cos: Annotated[float, typer.Option(help="Embedding objective: cosine of sentence embeddings.")] = 1.0,
+    alpha_kl: Annotated[str, typer.Option(help="Weight of the soft-target KL term." + SCHEDULE)] = "5",
+    alpha_mlm: Annotated[str, typer.Option(help="Weight of the masked-LM term." + SCHEDULE)] = "2",
+    alpha_cos: Annotated[str, typer.Option(help="Weight of the last-hidden-state cosine term." + SCHEDULE)] = "1",
+    alpha_hidden: Annotated[str, typer.Option(help="Weight of the intermediate hidden-state MSE." + SCHEDULE)] = "0",
+    alpha_attention: Annotated[
+        str, typer.Option(help="Weight of the attention KL (MiniLM; equal head counts)." + SCHEDULE)
+    ] = "0",
+    alpha_value_relation: Annotated[
+        str, typer.Option(help="Weight of the value-relation KL (MiniLM; equal head counts)." + SCHEDULE)
+    ] = "0",
+    alpha_relation: Annotated[
+        str, typer.Option(help="Weight of the q-q/k-k/v-v relation KLs (MiniLMv2; any widths)." + SCHEDULE)
+    ] = "0",
+    alpha_emb_mse: Annotated[
+        str, typer.Option(help="Embedding objective: MSE of pooled sentence vectors." + SCHEDULE)
+    ] = "1",
+    alpha_emb_cos: Annotated[
+        str, typer.Option(help="Embedding objective: cosine of sentence embeddings." + SCHEDULE)
+    ] = "1",
     alpha_emb_sim: Annotated[
-        float, typer.Option(help="Embedding objective: MSE of in-batch cosine-similarity matrices.")
-    ] = 0.0,
-    temperature: Annotated[float, typer.Option(help="Softmax temperature of the KL term.")] = 2.0,
+        str, typer.Option(help="Embedding objective: MSE of in-batch cosine-similarity matrices." + SCHEDULE)
+    ] = "0",
+    temperature: Annotated[str, typer.Option(help="Softmax temperature of the KL term." + SCHEDULE)] = "2",
     layer_map: Annotated[str | None, typer.Option(help="Hidden-state pairs student:teacher, e.g. 1:2,2:4.")] = None,
     attention_map: Annotated[str | None, typer.Option(help="Attention layer pairs (1-based), e.g. 3:6.")] = None,
+    relation_map: Annotated[
+        str | None, typer.Option(help="Relation layer pairs (1-based), e.g. 3:6 (default: last:last).")
+    ] = None,
+    relation_heads: Annotated[
+        int | None, typer.Option(help="MiniLMv2 relation heads (default: 48, or the largest divisor of both widths).")
+    ] = None,
+    alpha_ce: Annotated[str | None, typer.Option(hidden=True, help="Deprecated: --alpha-kl.")] = None,
     mlm_prob: Annotated[float, typer.Option(help="Fraction of tokens to predict.")] = 0.15,
     mask_frac: Annotated[float, typer.Option(help="Of the predicted tokens: share replaced by [MASK].")] = 0.8,
     random_frac: Annotated[float, typer.Option(help="Of the predicted tokens: share replaced at random.")] = 0.1,
@@ -160,17 +180,22 @@ def distill(
     overwrite: Annotated[bool, typer.Option(help="Start again in a non-empty --out.")] = False,
     tensorboard: Annotated[bool, typer.Option(help="Write TensorBoard logs to --out/tb.")] = True,
 ) -> None:
-    """General distillation: KL + MLM + cosine, or sentence embeddings (+ hidden-state and attention matching)."""
+    """General distillation: KL + MLM + cosine, or sentence embeddings (+ hidden states, attentions, relations)."""
     from distilkit.train.distill import DistillConfig
     from distilkit.train.distill import distill as run_distill
 
+    if alpha_ce is not None:  # DistilBERT's name for it (#16: one name per loss term)
+        console.print("note: --alpha-ce is deprecated — it is --alpha-kl, the soft-target KL weight", highlight=False)
+        alpha_kl = alpha_ce
+
     def go(bar: TrainProgress):
         config = DistillConfig(
-            teacher=teacher, student=student, data=str(data), out=str(out), objective=objective, alpha_ce=alpha_ce,
+            teacher=teacher, student=student, data=str(data), out=str(out), objective=objective, alpha_kl=alpha_kl,
             alpha_mlm=alpha_mlm, alpha_emb_mse=alpha_emb_mse, alpha_emb_cos=alpha_emb_cos,
-            alpha_emb_sim=alpha_emb_sim,
+            alpha_emb_sim=alpha_emb_sim, alpha_value_relation=alpha_value_relation, alpha_relation=alpha_relation,
             alpha_cos=alpha_cos, alpha_hidden=alpha_hidden, alpha_attention=alpha_attention, temperature=temperature,
-            layer_map=layer_map, attention_map=attention_map, mlm_prob=mlm_prob, smoothing=smoothing,
+            layer_map=layer_map, attention_map=attention_map, relation_map=relation_map, relation_heads=relation_heads,
+            mlm_prob=mlm_prob, smoothing=smoothing,
             mask_frac=mask_frac, random_frac=random_frac,
             batch_size=batch_size, grad_accum=grad_accum, lr=lr, weight_decay=weight_decay, warmup_ratio=warmup_ratio,
             max_grad_norm=max_grad_norm, epochs=epochs, max_steps=max_steps, time_budget=time_budget,
@@ -200,6 +225,12 @@ def quickstart(
     num_layers: Annotated[int, typer.Option(help="Student layers.")] = 3,
     time_budget: Annotated[float, typer.Option(help="Seconds of distillation.")] = 180.0,
     heldout: Annotated[int, typer.Option(help="Held-out paragraphs for the comparison.")] = 1000,
+    eval_data: Annotated[
+        Path | None,
+        typer.Option(
+            help="GLUE root for the embedding suite (default: $DISTILKIT_SHARED_DATA/glue, ../shared/data/glue)."
+        ),
+    ] = None,
     probe_samples: Annotated[int, typer.Option(help="Training lines the layer probe embeds.")] = 256,
     max_len: Annotated[int, typer.Option(help="Tokens per training sequence.")] = 64,
     batch_size: Annotated[int, typer.Option(help="Sequences per step.")] = 32,
@@ -208,19 +239,24 @@ def quickstart(
     overwrite: Annotated[bool, typer.Option(help="Replace an existing run directory.")] = False,
 ) -> None:
     """Run the whole pipeline on the embedded default teacher and demo corpus, then compare."""
-    from distilkit.quickstart import QuickstartConfig
-    from distilkit.quickstart import quickstart as run_quickstart
+    from distilkit.pipeline import QuickstartConfig
+    from distilkit.pipeline import quickstart as run_quickstart
 
     def go(bar: TrainProgress) -> dict:
         config = QuickstartConfig(
             out=str(out), teacher=teacher, corpus=str(corpus) if corpus else None, num_layers=num_layers,
             time_budget=time_budget, heldout=heldout, overwrite=overwrite, probe_samples=probe_samples,
-            max_len=max_len, batch_size=batch_size, lr=lr, seed=seed,
+            max_len=max_len, batch_size=batch_size, lr=lr, seed=seed, eval_data=str(eval_data) if eval_data else None,
         )  # fmt: skip
         return run_quickstart(config, callback=bar)
 
     summary = _run(go, label="distill")
     out_console.print(quickstart_table(summary))
+    suite = summary["suite"]
+    if "skipped" in suite:
+        out_console.print(f"embedding suite: not measured — {suite['skipped']}")
+    else:
+        out_console.print(suite_table(suite))
     out_console.print(f"student: {summary['student_dir']}   summary: {out / 'quickstart.json'}")
     out_console.print(f"report card: {summary['report']}")
 
@@ -247,5 +283,22 @@ def quickstart_table(summary: dict) -> Table:
     )
     table.add_row(
         "teacher's neighbour in top 10", "100%", f"{before['nn_recall@10']:.1%}", f"{after['nn_recall@10']:.1%}"
+    )
+    return table
+
+
+def suite_table(suite: dict) -> Table:
+    """The embedding suite (quality beyond the training text): each model's score per task, students' retention."""
+    table = Table(title=f"embedding suite ({suite['data']})")
+    for column in ("task", "teacher", "student, undistilled", "student, distilled"):
+        table.add_column(column, justify="left" if column == "task" else "right")
+    scores = suite["scores"]
+    for task in suite["tasks"]:
+        kept = [
+            f"{scores[role][task]:.1f} ({suite[role]['retention'][task]:.1f}%)" for role in ("undistilled", "distilled")
+        ]
+        table.add_row(task, f"{scores['teacher'][task]:.1f}", *kept)
+    table.add_row(
+        "mean retention", "", *(f"{suite[role]['mean_retention']:.1f}%" for role in ("undistilled", "distilled"))
     )
     return table

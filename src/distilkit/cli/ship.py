@@ -145,32 +145,41 @@ def export(
 # ---------------------------------------------------------------- serve
 @app.command()
 def serve(
-    student: Annotated[str, typer.Option(help="Student model dir or export folder.")],
+    student: Annotated[
+        str, typer.Option(help="Student model dir (its int8 export is used when in it or in export/) or export folder.")
+    ],
     teacher: Annotated[str | None, typer.Option(help="Teacher shown side by side on the page.")] = None,
     port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
     host: Annotated[str, typer.Option(help="Interface to listen on (127.0.0.1 = this machine only).")] = "127.0.0.1",
-    backend: Annotated[str, typer.Option(help="auto, torch or onnx.")] = "auto",
+    backend: Annotated[
+        str, typer.Option(help="auto (int8 ONNX export when there is one, else PyTorch), torch, onnx or onnx-int8.")
+    ] = "auto",
     max_len: Annotated[int, typer.Option(help="Tokens per text (longer is truncated).")] = 128,
     max_chars: Annotated[int, typer.Option(help="Characters per text (longer is refused).")] = 5000,
     max_texts: Annotated[int, typer.Option(help="Texts per request.")] = 64,
     max_body_bytes: Annotated[int, typer.Option(help="Request body limit.")] = 1 << 20,
-    max_batch: Annotated[int, typer.Option(help="Micro-batch size.")] = 32,
-    max_wait_ms: Annotated[float, typer.Option(help="Wait for company before running a batch.")] = 5.0,
+    max_batch: Annotated[int, typer.Option(help="Micro-batch: most rows in one forward.")] = 32,
+    max_wait_ms: Annotated[
+        float, typer.Option(help="Micro-batch: longest a request waits for company (0 = never).")
+    ] = 5.0,
     threads: Annotated[int, typer.Option(help="Intra-op threads (0 = every core).")] = 0,
 ) -> None:
-    """Serve POST /predict, GET /health, GET /info and a side-by-side teacher/student page at /."""
+    """Serve POST /predict, GET /health, GET /info, /openapi.json, /docs and a teacher/student page at /.
+
+    /docs loads Swagger UI from cdn.jsdelivr.net; offline it lists the endpoints from /openapi.json instead.
+    """
     from distilkit.ship.serve.app import ServeConfig
     from distilkit.ship.serve.app import serve as run_serve
 
-    def go(bar: TrainProgress) -> None:
+    def go() -> None:
         config = ServeConfig(
             student, teacher, host=host, port=port, backend=backend, max_len=max_len, max_chars=max_chars,
             max_texts=max_texts, max_body_bytes=max_body_bytes, max_batch=max_batch, max_wait_ms=max_wait_ms,
             threads=threads,
         )  # fmt: skip
-        run_serve(config, callback=bar)
+        run_serve(config, callback=TrainProgress("serve"))  # notes only: no live bar redrawing while serving
 
-    _run(go)
+    _run(go, progress=False)
 
 
 # ---------------------------------------------------------------- report

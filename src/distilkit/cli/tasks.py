@@ -12,18 +12,19 @@ from rich.table import Table
 from distilkit.cli.app import TrainProgress, app, out_console
 from distilkit.cli.app import run_command as _run
 
-# Flags shared by finetune and task-distill (fields of distilkit.tasks.finetune.TaskTrainConfig).
+# Flags shared by finetune and task-distill (fields of distilkit.train.finetune.TaskTrainConfig).
 Task = Annotated[
     str,
     typer.Option(
-        help="A benchmark: cola, sst2, mrpc, stsb, qqp, mnli (mnli-mm), qnli, rte, wnli, squad, conll2003 (evaluate: "
-        "sts); or, for your own data, the problem type: classification, regression, token-classification, qa."
+        help="A benchmark: cola, sst2, mrpc, stsb, qqp, mnli (mnli-mm), qnli, rte, wnli, squad, conll2003, pos, "
+        "chunk (evaluate: sts); or, for your own data, the problem type: classification, regression, "
+        "token-classification, qa."
     ),
 ]
 Data = Annotated[
     str | None, typer.Option(help="Benchmark data: GLUE task dir (or GLUE root), SQuAD dir/JSON, CoNLL dir, hf:NAME.")
 ]
-# Your own data instead of --data (distilkit.tasks.own_data.OwnData).
+# Your own data instead of --data (distilkit.tasks.readers.own_data.OwnData).
 Train = Annotated[str | None, typer.Option(help="Own training file: .csv, .tsv, .jsonl, .parquet (see README).")]
 Dev = Annotated[str | None, typer.Option(help="Own dev file, scored after training (same formats).")]
 Test = Annotated[str | None, typer.Option(help="Own test file (--eval-split test; labels optional).")]
@@ -34,6 +35,12 @@ DatasetConfig = Annotated[str | None, typer.Option(help="Configuration name of a
 TextColumn = Annotated[str | None, typer.Option(help="Text column (default text, else sentence; tokens for NER).")]
 PairColumn = Annotated[str | None, typer.Option(help="Second-text column (default text_pair, else sentence2).")]
 LabelColumn = Annotated[str | None, typer.Option(help="Label column (default label; tags for NER).")]
+TagColumn = Annotated[
+    str | None, typer.Option(help="Token tags: a CoNLL column index (0 = word, -1 = last) or a JSONL/CSV key.")
+]
+TagScheme = Annotated[
+    str | None, typer.Option(help="Token tags: iob1, iob2 (BIO), bioes or plain (POS-like); default: detected.")
+]
 Out = Annotated[Path, typer.Option(help="Output: save_pretrained model dir + distilkit_task.json + predictions.")]
 MaxLen = Annotated[int | None, typer.Option(help="Tokens per feature (default 128; 384 for SQuAD).")]
 Stride = Annotated[int, typer.Option(help="SQuAD: tokens shared by consecutive windows of a long context.")]
@@ -70,6 +77,7 @@ EXCLUDE_HELP = (
     "Evaluation data to keep out of --unlabeled and --augment rows (repeat the flag): a GLUE task folder, a "
     "SQuAD/CoNLL folder or text/table files; rows containing one of its texts are dropped."
 )
+SCHEDULE = " A number, or a schedule over the run: 4:1 (linear), cosine:4:1."
 UNLABELED_HELP = (
     "Unlabeled in-domain text the teacher labels (soft targets only): .txt one input per line (pairs "
     "tab-separated), or .csv/.tsv/.jsonl/.parquet with a text column. Sequence tasks."
@@ -102,6 +110,8 @@ def finetune(
     text_column: TextColumn = None,
     text_pair_column: PairColumn = None,
     label_column: LabelColumn = None,
+    tag_column: TagColumn = None,
+    tag_scheme: TagScheme = None,
     max_len: MaxLen = None,
     stride: Stride = 128,
     batch_size: BatchSize = 32,
@@ -135,8 +145,8 @@ def finetune(
 ) -> None:
     """Fine-tune an encoder (teacher or student) on a GLUE task, SQuAD v1.1, CoNLL-2003 or your own labelled data."""
     flags = dict(locals())
-    from distilkit.tasks.finetune import FinetuneConfig
-    from distilkit.tasks.finetune import finetune as run_finetune
+    from distilkit.train.finetune import FinetuneConfig
+    from distilkit.train.finetune import finetune as run_finetune
 
     def go(bar: TrainProgress):
         return run_finetune(_config(FinetuneConfig, flags), callback=bar)
@@ -160,10 +170,14 @@ def task_distill(
     text_column: TextColumn = None,
     text_pair_column: PairColumn = None,
     label_column: LabelColumn = None,
-    alpha_kl: Annotated[float, typer.Option(help="Weight of the soft-target KL (MSE for STS-B).")] = 0.5,
-    alpha_hard: Annotated[float, typer.Option(help="Weight of the gold-label loss.")] = 0.5,
-    temperature: Annotated[float, typer.Option(help="Softmax temperature of the KL term.")] = 2.0,
-    alpha_hidden: Annotated[float, typer.Option(help="Weight of the hidden-state MSE (live teacher).")] = 0.0,
+    tag_column: TagColumn = None,  # token tags (finetune's flags)
+    tag_scheme: TagScheme = None,
+    alpha_kl: Annotated[str, typer.Option(help="Weight of the soft-target KL (MSE for STS-B)." + SCHEDULE)] = "0.5",
+    alpha_hard: Annotated[str, typer.Option(help="Weight of the gold-label loss." + SCHEDULE)] = "0.5",
+    temperature: Annotated[str, typer.Option(help="Softmax temperature of the KL term." + SCHEDULE)] = "2",
+    alpha_hidden: Annotated[
+        str, typer.Option(help="Weight of the hidden-state MSE (live teacher; projected if narrower)." + SCHEDULE)
+    ] = "0",
     layer_map: Annotated[str | None, typer.Option(help="Hidden-state pairs student:teacher, e.g. 1:1,2:3,3:6.")] = None,
     cache_dir: Annotated[
         str | None, typer.Option(help="Teacher-logit cache (default $DISTILKIT_CACHE_DIR or ~/.cache/distilkit/…).")
@@ -213,8 +227,8 @@ def task_distill(
 ) -> None:
     """Task-specific distillation: soft targets of a fine-tuned teacher + gold labels (+ hidden states)."""
     flags = dict(locals())
-    from distilkit.tasks.task_distill import TaskDistillConfig
-    from distilkit.tasks.task_distill import task_distill as run_task_distill
+    from distilkit.train.task_distill import TaskDistillConfig
+    from distilkit.train.task_distill import task_distill as run_task_distill
 
     def go(bar: TrainProgress):
         return run_task_distill(_config(TaskDistillConfig, flags), callback=bar)
@@ -252,6 +266,8 @@ def evaluate(
     text_column: TextColumn = None,
     text_pair_column: PairColumn = None,
     label_column: LabelColumn = None,
+    tag_column: TagColumn = None,
+    tag_scheme: TagScheme = None,
     text: Annotated[
         str | None, typer.Option(help="embedding-suite: your own text, one per line (neighbour agreement).")
     ] = None,
@@ -263,13 +279,15 @@ def evaluate(
     """
     flags = dict(locals())
     flags.pop("text")  # --task embedding-suite only (SuiteConfig)
-    from distilkit.evaluate import EvaluateConfig
-    from distilkit.evaluate import evaluate as run_evaluate
+    from distilkit.evaluation import EvaluateConfig
+    from distilkit.evaluation import evaluate as run_evaluate
+    from distilkit.tasks.registry import task_spec
 
-    if task.strip().lower() == "embedding-suite":
+    spec = _run(task_spec, task, progress=False)  # an unknown task: one line listing the valid ones
+    if spec.name == "embedding-suite":
         _evaluate_suite(model, data, teacher, text, out, seed)
         return
-    if task.strip().lower() == "sts":
+    if spec.name == "sts":
         _evaluate_sts(model, data or "", "test_with_scores" if split == "dev" else split, teacher, out, max_len, seed)
         return
 
@@ -307,8 +325,8 @@ def _evaluate_suite(
 def _evaluate_sts(
     model: str, data: str, split: str, teacher: str | None, out: Path | None, max_len: int | None, seed: int
 ) -> None:
+    from distilkit.embeddings import StsConfig, evaluate_sts, sts_table
     from distilkit.io import write_json
-    from distilkit.tasks.sts import StsConfig, evaluate_sts, sts_table
 
     config = StsConfig(model=model, data=data, split=split, teacher=teacher, max_len=max_len, seed=seed)
     result = _run(lambda: evaluate_sts(config), progress=False)

@@ -202,24 +202,24 @@ def evaluation_texts(path: Path) -> Iterator[str]:
 
 
 def _glue_task(folder: Path):
-    """The GlueTask whose folder name (SST-2, STS-B, ...) `folder` has, or None."""
-    from distilkit.tasks import glue
+    """The GLUE task record whose folder name (SST-2, STS-B, ...) `folder` has, or None."""
+    from distilkit.tasks.registry import glue_tasks
 
-    return next((spec for spec in glue.GLUE_TASKS.values() if spec.dir_name.lower() == folder.name.lower()), None)
+    return next((spec for spec in glue_tasks() if spec.folder.lower() == folder.name.lower()), None)
 
 
 def _glue_texts(spec, folder: Path, split: str) -> Iterator[str]:
     """The texts of one GLUE split, read as GLUE ships it (no quoting, headerless CoLA)."""
-    from distilkit.tasks import glue
+    from distilkit.tasks.readers import glue
 
-    for example in glue.read_glue(spec.name, folder, split):
+    for example in glue.read_glue(spec, folder, split):
         yield from filter(None, (example.text, example.text_pair))
 
 
 def _folder_texts(path: Path) -> Iterator[str]:
     spec = _glue_task(path)
     if spec is not None:
-        for split, name in spec.files.items():
+        for split, (name,) in spec.files.items():
             if split != "train" and (path / name).is_file():
                 yield from _glue_texts(spec, path, split)
         return
@@ -240,18 +240,18 @@ def _folder_texts(path: Path) -> Iterator[str]:
 
 
 def _conll_texts(path: Path) -> Iterator[str]:
-    from distilkit.tasks import ner
+    from distilkit.tasks.readers import ner
 
     for _, sentence in ner.iter_conll(path):
         yield " ".join(sentence.words)
 
 
 def _file_texts(path: Path) -> Iterator[str]:
-    from distilkit.tasks import squad, tables
+    from distilkit.tasks.readers import squad, tables
 
     name = path.name.lower()
     spec = _glue_task(path.parent)
-    split = next((key for key, file in spec.files.items() if file == path.name), None) if spec else None
+    split = next((key for key, (file,) in spec.files.items() if file == path.name), None) if spec else None
     if split is not None:  # a GLUE split file
         yield from _glue_texts(spec, path.parent, split)
         return

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from distilkit.errors import DataError
+
 
 @dataclass(frozen=True)
 class MaskingSpec:
@@ -31,6 +33,17 @@ def selection_weights(token_counts: np.ndarray, special_ids: list[int], smoothin
     weights = np.maximum(np.asarray(token_counts, dtype=np.float64), 1.0) ** -smoothing
     weights[np.asarray(special_ids, dtype=np.int64)] = 0.0
     return torch.from_numpy(weights)
+
+
+def mask_token_id(meta: dict) -> int:
+    """The mask id of prepared data (``meta.json``), or a one-line error when its tokenizer has none."""
+    mask_id = meta["special_ids"].get("mask")
+    if mask_id is None:
+        raise DataError(
+            f"the tokenizer of {meta.get('tokenizer') or 'this data'} has no mask token, which masked-LM distillation"
+            " needs — use a tokenizer with one, or distil without MLM: --alpha-kl 0 --alpha-mlm 0"
+        )
+    return int(mask_id)
 
 
 def step_generator(seed: int, step: int) -> torch.Generator:
@@ -52,6 +65,7 @@ def mask_flat_tokens(
 
     flat_ids: (n,) int64 token ids of every sequence of the global batch, concatenated.
     weights: (vocab,) selection weights from :func:`selection_weights`.
+    vocab_size: random replacements are drawn from the ids below it that are not special (weight > 0).
     Returns ``(input_ids, labels)``, both (n,): the corrupted ids, and the original id at the
     ``ceil(mlm_prob · n_maskable)`` chosen positions with -100 elsewhere.
     """
@@ -65,7 +79,10 @@ def mask_flat_tokens(
     chosen = torch.multinomial(token_weights, n_targets, replacement=False, generator=generator)
     labels[chosen] = flat_ids[chosen]
     action = torch.rand(n_targets, generator=generator, dtype=torch.float64)
-    random_ids = torch.randint(0, vocab_size, (n_targets,), generator=generator)
+    # Random replacements are ordinary tokens, never specials: a <pad> inside a RoBERTa sequence would shift the
+    # position ids of every later token, a <s> or [SEP] would fake a sequence boundary.
+    ordinary = (weights[:vocab_size] > 0).nonzero(as_tuple=True)[0]
+    random_ids = ordinary[torch.randint(0, len(ordinary), (n_targets,), generator=generator)]
     replaced = flat_ids[chosen].clone()
     use_mask = action < spec.mask_frac
     use_random = (action >= spec.mask_frac) & (action < spec.mask_frac + spec.random_frac)

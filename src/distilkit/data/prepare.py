@@ -84,51 +84,64 @@ class PrepareConfig:
             raise ConfigError("prepare: " + "; ".join(problems))
 
 
-def demo_corpus_path() -> Path:
-    """The demo corpus shipped with distilkit (four public-domain novels, see assets/CORPUS.md)."""
-    path = Path(__file__).resolve().parents[1] / "assets" / "corpus.txt.gz"
-    if not path.is_file():
-        raise DataError(f"the demo corpus {path} is missing from this installation — reinstall distilkit")
-    return path
-
-
 # ---------------------------------------------------------------------------------------------
 # Tokenizing: one Rust call per batch, then numpy (no Python loop over tokens).
 
 
 @dataclass(frozen=True)
 class _Splitter:
-    """Cut each line's ids into pieces of at most ``max_len - 2`` and wrap each as CLS piece SEP.
+    """Cut each line's ids into pieces and wrap each piece as the tokenizer wraps one text: prefix piece suffix.
 
     DistilBERT's data recipe (HF ``distillation/lm_seqs_dataset.py``): long documents are split,
-    not truncated, and pieces shorter than ``min_len`` (specials included) are dropped.
+    not truncated, and pieces shorter than ``min_len`` (specials included) are dropped. The wrapping
+    is the tokenizer's own (``[CLS] … [SEP]``, ``<s> … </s>``), read by :func:`special_wrapping`.
     """
 
     max_len: int
     min_len: int
-    cls_id: int
-    sep_id: int
+    prefix: tuple[int, ...]
+    suffix: tuple[int, ...]
     dtype: str
 
     def __call__(self, flat: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
         """flat: all lines' ids end to end; lengths: ids per line. Returns (tokens, sequence lengths, lines kept)."""
-        body = self.max_len - 2
+        n_special = len(self.prefix) + len(self.suffix)
+        body = self.max_len - n_special
         n_pieces = -(-lengths // body)  # ceil division; 0 for a line with no tokens
         line_of_piece = np.repeat(np.arange(len(lengths)), n_pieces)
         piece_in_line = np.arange(int(n_pieces.sum())) - np.repeat(np.cumsum(n_pieces) - n_pieces, n_pieces)
         sizes = np.minimum(body, lengths[line_of_piece] - piece_in_line * body)
-        keep = sizes + 2 >= self.min_len
+        keep = sizes + n_special >= self.min_len
         sources = (np.cumsum(lengths) - lengths)[line_of_piece][keep] + piece_in_line[keep] * body
         sizes = sizes[keep]
-        seq_lengths = sizes + 2
+        seq_lengths = sizes + n_special
         seq_ends = np.cumsum(seq_lengths)
         seq_starts = seq_ends - seq_lengths
         tokens = np.empty(int(seq_ends[-1]) if len(seq_ends) else 0, dtype=self.dtype)
-        tokens[seq_starts] = self.cls_id
-        tokens[seq_ends - 1] = self.sep_id
+        for offset, token in enumerate(self.prefix):
+            tokens[seq_starts + offset] = token
+        for offset, token in enumerate(self.suffix):
+            tokens[seq_ends - len(self.suffix) + offset] = token
         within = np.arange(int(sizes.sum())) - np.repeat(np.cumsum(sizes) - sizes, sizes)
-        tokens[np.repeat(seq_starts + 1, sizes) + within] = flat[np.repeat(sources, sizes) + within]
+        body_starts = seq_starts + len(self.prefix)
+        tokens[np.repeat(body_starts, sizes) + within] = flat[np.repeat(sources, sizes) + within]
         return tokens, seq_lengths, len(np.unique(line_of_piece[keep]))
+
+
+def special_wrapping(tokenizer, where: str) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """The special ids the tokenizer puts before and after one text: BERT ``[CLS]``/``[SEP]``, RoBERTa, XLM-R and
+    CamemBERT ``<s>``/``</s>``, FlauBERT ``<s>``/``</s>`` (although its cls_token is ``</s>``) — read from the
+    tokenizer itself, so that prepared sequences look exactly like what the model sees when it is served."""
+    bare = tokenizer("a", add_special_tokens=False)["input_ids"]
+    wrapped = tokenizer("a", add_special_tokens=True)["input_ids"]
+    starts = [i for i in range(len(wrapped) - len(bare) + 1) if wrapped[i : i + len(bare)] == bare]
+    if not bare or not starts or len(wrapped) == len(bare):
+        raise ModelError(
+            f"the tokenizer of {where} adds no special tokens around a text (no post-processor in its tokenizer.json)"
+            " — prepare needs the tokenizer the model was trained with"
+        )
+    start = starts[0]
+    return tuple(wrapped[:start]), tuple(wrapped[start + len(bare) :])
 
 
 class _BatchTokenizer:
@@ -290,11 +303,10 @@ def prepare(config: PrepareConfig, progress: Callable[[dict], None] | None = Non
     tokenizer_path = resolve_model_path(config.teacher)
     tokenizer = load_tokenizer(tokenizer_path)
     special_ids = {name: getattr(tokenizer, f"{name}_token_id", None) for name in ("cls", "sep", "pad", "mask", "unk")}
-    if special_ids["cls"] is None or special_ids["sep"] is None:
-        raise ModelError(f"the tokenizer of {tokenizer_path} has no CLS/SEP tokens — prepare needs a BERT-style one")
+    prefix, suffix = special_wrapping(tokenizer, tokenizer_path)
     vocab_size = len(tokenizer)
     dtype = "uint16" if vocab_size <= 65535 else "uint32"
-    splitter = _Splitter(config.max_len, config.min_len, special_ids["cls"], special_ids["sep"], dtype)
+    splitter = _Splitter(config.max_len, config.min_len, prefix, suffix, dtype)
     totals = _Totals(np.zeros(vocab_size, dtype=np.int64), np.zeros(config.max_len + 1, dtype=np.int64))
     total_bytes = sum(size for _, size in sources)
     exclusion = build_exclusion(config.exclude, config.exclude_ngram)
@@ -317,6 +329,7 @@ def prepare(config: PrepareConfig, progress: Callable[[dict], None] | None = Non
                 "max_len": config.max_len,
                 "special_ids": special_ids,
                 "special_token_ids": sorted(set(tokenizer.all_special_ids)),
+                "wrapping": {"prefix": list(prefix), "suffix": list(suffix)},  # around every sequence
                 "tokenizer": tokenizer_path,
                 "sources": [{"path": str(path.resolve()), "bytes": size} for path, size in sources],
                 "lines_read": totals.lines_read,

@@ -11,14 +11,18 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from distilkit.errors import ModelError
 from distilkit.io import read_json, write_json
+from distilkit.models.teacher import encoder_of, max_positions, tokenizer_inputs
 
 # Order of concatenation when several modes are on (sentence-transformers' legacy config order).
 POOLING_MODES = ("cls", "max", "mean", "mean_sqrt_len_tokens", "weightedmean", "lasttoken")
@@ -54,8 +58,8 @@ class SentenceSpec:
         if self.max_seq_length is not None:
             return int(self.max_seq_length)
         limit = int(getattr(tokenizer, "model_max_length", 512) or 512)
-        positions = getattr(model_config, "max_position_embeddings", None)
-        return min(limit, int(positions)) if positions and positions > 0 else limit
+        positions = max_positions(model_config) if getattr(model_config, "max_position_embeddings", 0) else 0
+        return min(limit, positions) if positions > 0 else limit
 
 
 def is_sentence_transformer(path: str | Path) -> bool:
@@ -222,3 +226,40 @@ def copy_sentence_files(source: str | Path, target: str | Path) -> list[str]:
             continue
         copied.append(name)
     return copied
+
+
+@torch.inference_mode()
+def encode(
+    model: nn.Module,
+    tokenizer,
+    texts: Sequence[str],
+    *,
+    batch_size: int = 64,
+    max_len: int | None = None,
+    spec: SentenceSpec | None = None,
+) -> np.ndarray:
+    """Sentence embeddings as sentence-transformers computes them, (n_texts, dim) float32.
+
+    ``spec`` (default: mean pooling + L2 normalisation) says how to pool; ``max_len`` (default: the
+    spec's ``max_seq_length``, else the tokenizer's limit) is where inputs are truncated.
+    """
+    spec = spec or SentenceSpec()
+    encoder = encoder_of(model).eval()
+    device = next(encoder.parameters()).device
+    max_len = max_len or spec.max_length(encoder.config, tokenizer)
+    # Sort by length so each batch pads little; restore the caller's order at the end.
+    order = np.argsort([-len(t) for t in texts], kind="stable")
+    chunks = []
+    for start in range(0, len(texts), batch_size):
+        batch = [texts[i] for i in order[start : start + batch_size]]
+        if spec.do_lower_case:
+            batch = [text.lower() for text in batch]
+        inputs = tokenizer(batch, padding=True, truncation=True, max_length=max_len, return_tensors="pt")
+        inputs = {k: v.to(device) for k, v in inputs.items() if k in tokenizer_inputs(encoder.config)}
+        hidden = encoder(**inputs).last_hidden_state
+        chunks.append(embed(pool(hidden, inputs["attention_mask"], spec.pooling), spec).float().cpu().numpy())
+    width = encoder.config.hidden_size * len(spec.pooling) if not chunks else chunks[0].shape[1]
+    embeddings = np.concatenate(chunks) if chunks else np.zeros((0, width), np.float32)
+    restored = np.empty_like(embeddings)
+    restored[order] = embeddings
+    return restored

@@ -3,28 +3,37 @@
 DistilBERT (Sanh et al. 2019) §3: "initialize the student from the teacher by taking one layer
 out of two". The student is an ordinary transformers model of the teacher's class, built from
 a copy of its config and filled with the teacher's tensors — sliced, for a narrower student, to
-the teacher dimensions it keeps (weight selection, Xu et al. 2023, "Initializing Models with Larger Ones").
+the teacher dimensions it keeps (``narrowing.py``). Which tensor is which layer's comes from the
+architecture's adaptor in ``teacher.py`` (BERT's ``encoder.layer.N``, FlauBERT's per-part lists).
 """
 
 from __future__ import annotations
 
 import copy
 import logging
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 from torch import nn
 
 from distilkit.errors import ConfigError, ModelError
+from distilkit.models.narrowing import (
+    HEADS_ATTR,
+    Narrowing,
+    check_narrowable,
+    hidden_energy,
+    narrow_tensor,
+    plan_narrowing,
+    selection_projection,
+)
 from distilkit.models.teacher import (
     arch_of,
     hidden_size,
     layer_index,
     load_model,
     load_tokenizer,
+    max_positions,
     num_layers,
     resolve_model_path,
     with_layer_index,
@@ -35,23 +44,6 @@ log = logging.getLogger(__name__)
 LAYERS_CONFIG_KEY = "distilkit_teacher_layers"  # stored in the student's config.json
 DIMS_CONFIG_KEY = "distilkit_teacher_hidden_dims"  # a narrower student: the teacher dimensions it kept
 PROJECTION_FILE = "distilkit_projection.safetensors"  # a narrower student: the loss projection P (d_t × d_s)
-HEADS_ATTR = {"bert": "num_attention_heads", "roberta": "num_attention_heads", "xlm-roberta": "num_attention_heads",
-              "distilbert": "n_heads"}  # fmt: skip
-
-# Which width each axis of a tensor indexes: "h" the hidden size (residual stream), "a" the attention
-# inner size (heads × head size), None neither (vocabulary, positions, FFN inner size). First match wins.
-WIDTH_AXES = [
-    (r"(query|key|value|q_lin|k_lin|v_lin)\.weight$", ("a", "h")),
-    (r"(query|key|value|q_lin|k_lin|v_lin)\.bias$", ("a",)),
-    (r"(attention\.output\.dense|out_lin)\.weight$", ("h", "a")),
-    (r"(intermediate\.dense|ffn\.lin1)\.weight$", (None, "h")),
-    (r"(intermediate\.dense|ffn\.lin1)\.bias$", (None,)),
-    (r"(output\.dense|ffn\.lin2)\.weight$", ("h", None)),
-    (r"(pooler\.dense|transform\.dense|lm_head\.dense|vocab_transform)\.weight$", ("h", "h")),
-    (r"(_embeddings|decoder|vocab_projector)\.weight$", (None, "h")),
-    (r"(decoder|vocab_projector)\.bias$|(predictions|lm_head)\.bias$", (None,)),
-    (r"\.(weight|bias)$", ("h",)),  # LayerNorms and the biases of hidden-sized outputs
-]
 
 
 def spread_layers(teacher_layers: int, student_layers: int) -> list[int]:
@@ -77,31 +69,6 @@ def check_layers(layers: list[int], teacher_layers: int) -> None:
         raise ConfigError(f"layers {bad} do not exist: the teacher has layers 0..{teacher_layers - 1}")
     if sorted(set(layers)) != layers:
         raise ConfigError(f"layers must be strictly increasing without repeats, got {layers}")
-
-
-@dataclass(frozen=True)
-class Narrowing:
-    """The teacher dimensions a narrower student keeps: residual-stream dims, and attention dims per layer."""
-
-    hidden: tuple[int, ...]  # ascending teacher hidden dims, one per student hidden dim
-    num_heads: int
-    attention: tuple[tuple[int, ...], ...]  # per student layer: teacher attention dims (whole heads, head-major)
-
-
-def _width_axes(key: str) -> tuple[str | None, ...]:
-    return next(axes for pattern, axes in WIDTH_AXES if re.search(pattern, key))
-
-
-def _narrow(key: str, tensor: torch.Tensor, narrowing: Narrowing, layer: int | None) -> torch.Tensor:
-    axes = _width_axes(key)
-    if len(axes) != tensor.ndim:
-        raise ModelError(f"cannot narrow teacher tensor '{key}' of shape {tuple(tensor.shape)}: unknown layout")
-    for dim, axis in enumerate(axes):
-        if axis == "h":
-            tensor = tensor.index_select(dim, torch.tensor(narrowing.hidden))
-        elif axis == "a":
-            tensor = tensor.index_select(dim, torch.tensor(narrowing.attention[layer]))
-    return tensor
 
 
 def build_student(teacher: nn.Module, layers: list[int], narrowing: Narrowing | None = None) -> nn.Module:
@@ -131,64 +98,12 @@ def build_student(teacher: nn.Module, layers: list[int], narrowing: Narrowing | 
             raise ModelError(f"teacher has no tensor '{source}' for student tensor '{key}'")
         tensor = teacher_state[source]
         if narrowing is not None:
-            tensor = _narrow(key, tensor, narrowing, index)
+            tensor = narrow_tensor(key, tensor, narrowing, index)
         if tensor.shape != target.shape:
             raise ModelError(f"teacher tensor '{source}' {tuple(tensor.shape)} does not fit student '{key}'")
         student_state[key] = tensor.clone()
     student.load_state_dict(student_state, strict=True)
     return student
-
-
-def plan_narrowing(
-    teacher: nn.Module, layers: list[int], hidden_energy: torch.Tensor, width: int, num_heads: int | None
-) -> Narrowing:
-    """Keep the ``width`` hidden dims with the most energy (mean squared activation over a text sample, all
-    layers) and, per layer, the attention heads with the largest value→output weights.
-
-    Dropping the lowest-energy coordinates loses the least of the teacher's hidden states among all
-    choices of ``width`` coordinates; whole heads keep the teacher's head size (and attention scale).
-    """
-    d_teacher = hidden_size(teacher.config)
-    heads_teacher = int(getattr(teacher.config, HEADS_ATTR[teacher.config.model_type]))
-    head_size = d_teacher // heads_teacher
-    if not 1 <= width <= d_teacher:
-        raise ConfigError(f"--hidden-size must be between 1 and the teacher's {d_teacher}")
-    if num_heads is None:
-        if width % head_size:
-            raise ConfigError(
-                f"--hidden-size {width} is not a multiple of the teacher's head size {head_size} — pass --num-heads"
-            )
-        num_heads = width // head_size
-    if width % num_heads or num_heads > heads_teacher or width // num_heads != head_size:
-        raise ConfigError(
-            f"--num-heads {num_heads} does not fit: whole teacher heads of size {head_size} are kept, so "
-            f"--hidden-size must equal --num-heads × {head_size} with at most {heads_teacher} heads"
-        )
-    hidden = sorted(torch.topk(hidden_energy, width).indices.tolist())
-    state, arch = teacher.state_dict(), arch_of(teacher.config)
-
-    def layer_tensor(layer: int, pattern: str) -> torch.Tensor:
-        return next(v for k, v in state.items() if layer_index(k, arch) == layer and re.search(pattern, k))
-
-    attention = []
-    for layer in layers:
-        value = layer_tensor(layer, r"(value|v_lin)\.weight$").view(heads_teacher, head_size, -1)
-        output = layer_tensor(layer, r"(attention\.output\.dense|out_lin)\.weight$").view(-1, heads_teacher, head_size)
-        strength = value.norm(dim=(1, 2)) * output.norm(dim=(0, 2))  # per head: its value → output path
-        kept = sorted(torch.topk(strength, num_heads).indices.tolist())
-        attention.append(tuple(h * head_size + i for h in kept for i in range(head_size)))
-    return Narrowing(tuple(hidden), num_heads, tuple(attention))
-
-
-def selection_projection(narrowing: Narrowing, teacher_width: int) -> torch.Tensor:
-    """P (d_t × d_s) with P[hidden[j], j] = 1: puts each kept coordinate back at its teacher position.
-
-    Its columns are orthonormal, so cos(P·s_i, P·s_j) = cos(s_i, s_j): at step 0 the loss sees
-    exactly the student's own embedding geometry, and P·h_s ≈ h_t up to the dropped low-energy dims.
-    """
-    projection = torch.zeros(teacher_width, len(narrowing.hidden))
-    projection[list(narrowing.hidden), range(len(narrowing.hidden))] = 1.0
-    return projection
 
 
 # ---------------------------------------------------------------- choosing the layers: a cheap probe
@@ -237,7 +152,7 @@ def probe_layers(
     from itertools import combinations
     from math import comb
 
-    from distilkit.embeddings import encode
+    from distilkit.models.sentence import encode
 
     n_teacher = num_layers(teacher.config)
     spread_layers(n_teacher, student_layers)  # validates the count
@@ -264,26 +179,6 @@ def probe_layers(
             break
         best = improved
     return LayerProbe(scores, max(scores, key=scores.get), "hill-climb from the even spread", len(texts))
-
-
-def hidden_energy(
-    teacher: nn.Module, tokenizer, texts: list[str], max_len: int = 128, batch_size: int = 32
-) -> torch.Tensor:
-    """Mean squared activation of each hidden dim over the sample's tokens, all hidden states: (d_t,)."""
-    from distilkit.models.teacher import encoder_of
-
-    encoder = encoder_of(teacher).eval()
-    total, count = torch.zeros(hidden_size(teacher.config), dtype=torch.float64), 0
-    with torch.inference_mode():
-        for start in range(0, len(texts), batch_size):
-            inputs = tokenizer(texts[start : start + batch_size], padding=True, truncation=True, max_length=max_len,
-                               return_tensors="pt")  # fmt: skip
-            mask = inputs["attention_mask"].bool()
-            out = encoder(**inputs, output_hidden_states=True)
-            for states in out.hidden_states:
-                total += states[mask].double().pow(2).sum(0)
-                count += int(mask.sum())
-    return (total / max(count, 1)).float()
 
 
 # ---------------------------------------------------------------- init-student
@@ -337,8 +232,7 @@ class InitStudentResult:
 
 def probe_sample(path: str | None, n: int, seed: int) -> list[str]:
     """``n`` non-blank lines sampled from ``path`` (default: the shipped demo corpus)."""
-    from distilkit.data.prepare import demo_corpus_path
-    from distilkit.embeddings import read_lines
+    from distilkit.io import demo_corpus_path, read_lines
 
     lines = read_lines(Path(path) if path else demo_corpus_path())
     if len(lines) > n:
@@ -366,7 +260,10 @@ def init_student(config: InitStudentConfig) -> InitStudentResult:
     spec = read_sentence_spec(teacher_path)
     n_teacher = num_layers(teacher.config)
     n_student = config.num_layers or max(1, n_teacher // 2)
-    needs_text = config.auto_layers or config.hidden_size not in (None, hidden_size(teacher.config))
+    narrower = config.hidden_size not in (None, hidden_size(teacher.config))
+    if narrower:
+        check_narrowable(teacher.config)  # before the probe's work
+    needs_text = config.auto_layers or narrower
     texts = probe_sample(config.probe_text, config.probe_samples, config.seed) if needs_text else []
     probe = None
     if config.auto_layers:
@@ -378,7 +275,7 @@ def init_student(config: InitStudentConfig) -> InitStudentResult:
     else:
         layers = spread_layers(n_teacher, n_student)
     narrowing = None
-    if config.hidden_size not in (None, hidden_size(teacher.config)):
+    if narrower:
         energy = hidden_energy(teacher, tokenizer, texts, config.probe_max_len)
         narrowing = plan_narrowing(teacher, layers, energy, config.hidden_size, config.num_heads)
     elif config.num_heads is not None:
@@ -389,7 +286,7 @@ def init_student(config: InitStudentConfig) -> InitStudentResult:
         student.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
         if spec.from_folder:
-            write_sentence_files(tmp, spec, hidden_size(student.config), student.config.max_position_embeddings,
+            write_sentence_files(tmp, spec, hidden_size(student.config), max_positions(student.config),
                                  teacher_path)  # fmt: skip
         if narrowing is not None:
             projection = selection_projection(narrowing, hidden_size(teacher.config))

@@ -38,13 +38,27 @@ class Arch:
     layer_key: str  # regex with one group: the layer index inside a state-dict key
     num_layers_attr: str  # config attribute holding the layer count
     hidden_attr: str  # config attribute holding the hidden size
+    heads_attr: str  # config attribute holding the number of attention heads
+    mlm_head: str | None  # dotted attribute path of the MLM head (hidden → vocabulary logits) in the MLM model
+    positions_after_pad: bool = False  # RoBERTa family: position ids count from pad_token_id + 1
+    segment_ids: bool = True  # False: token_type_ids are not segments (XLM/FlauBERT add them as word embeddings)
+    ffn_from_config: bool = True  # False: the feed-forward width is 4 × hidden, not a config value (XLM/FlauBERT)
 
 
+# BERT layout: every layer's tensors under encoder.layer.N. XLM layout (FlauBERT): one ModuleList per part —
+# transformer.attentions.N, layer_norm1.N, ffns.N, layer_norm2.N.
+_BERT_LAYERS, _XLM_LAYERS = r"encoder\.layer\.(\d+)\.", r"\.(?:attentions|layer_norm1|ffns|layer_norm2)\.(\d+)\."
+_BERT = {"layer_key": _BERT_LAYERS, "num_layers_attr": "num_hidden_layers", "hidden_attr": "hidden_size",
+         "heads_attr": "num_attention_heads"}  # fmt: skip
+_XLM = {"layer_key": _XLM_LAYERS, "num_layers_attr": "n_layers", "hidden_attr": "emb_dim", "heads_attr": "n_heads",
+        "mlm_head": "pred_layer.proj", "segment_ids": False, "ffn_from_config": False}  # fmt: skip
 ARCHS = {
-    "bert": Arch("bert", r"encoder\.layer\.(\d+)\.", "num_hidden_layers", "hidden_size"),
-    "roberta": Arch("roberta", r"encoder\.layer\.(\d+)\.", "num_hidden_layers", "hidden_size"),
-    "xlm-roberta": Arch("xlm-roberta", r"encoder\.layer\.(\d+)\.", "num_hidden_layers", "hidden_size"),
-    "distilbert": Arch("distilbert", r"transformer\.layer\.(\d+)\.", "n_layers", "dim"),
+    "bert": Arch("bert", mlm_head="cls", **_BERT),  # multilingual BERT too: same model type
+    "roberta": Arch("roberta", mlm_head="lm_head", positions_after_pad=True, **_BERT),
+    "xlm-roberta": Arch("xlm-roberta", mlm_head="lm_head", positions_after_pad=True, **_BERT),
+    "camembert": Arch("camembert", mlm_head="lm_head", positions_after_pad=True, **_BERT),
+    "distilbert": Arch("distilbert", r"transformer\.layer\.(\d+)\.", "n_layers", "dim", "n_heads", None),
+    "flaubert": Arch("flaubert", **_XLM),  # XLM itself shares the layout but needs language ids: not supported
 }
 
 
@@ -52,7 +66,7 @@ def arch_of(config) -> Arch:
     arch = ARCHS.get(config.model_type)
     if arch is None:
         raise ModelError(
-            f"unsupported model type '{config.model_type}' — distilkit supports {', '.join(sorted(ARCHS))}"
+            f"unsupported model type '{config.model_type}' — distilkit's layer copy knows {', '.join(sorted(ARCHS))}"
         )
     return arch
 
@@ -63,6 +77,23 @@ def num_layers(config) -> int:
 
 def hidden_size(config) -> int:
     return int(getattr(config, arch_of(config).hidden_attr))
+
+
+def max_positions(config) -> int:
+    """The longest input the position table holds (RoBERTa's positions start after the padding id)."""
+    offset = config.pad_token_id + 1 if arch_of(config).positions_after_pad else 0
+    return int(getattr(config, "max_position_embeddings", 512)) - offset
+
+
+def tokenizer_inputs(config) -> tuple[str, ...]:
+    """The tokenizer outputs the model is fed, in training and at inference alike.
+
+    XLM and FlauBERT look token_type_ids up in the *word* embedding table and add them: zeros would add the
+    embedding of token 0 to every position, which the model never saw in pre-training nor in distillation.
+    """
+    if arch_of(config).segment_ids:
+        return ("input_ids", "attention_mask", "token_type_ids")
+    return ("input_ids", "attention_mask")
 
 
 def layer_index(key: str, arch: Arch) -> int | None:
@@ -126,7 +157,10 @@ def load_tokenizer(name_or_path: str | Path):
     except (OSError, ValueError, TypeError) as exc:
         raise ModelError(f"cannot load a tokenizer from {path}: {str(exc).splitlines()[0]}") from None
     if not getattr(tokenizer, "is_fast", False):
-        raise ModelError(f"the tokenizer in {path} is not a fast tokenizer (tokenizer.json missing)")
+        raise ModelError(
+            f"the tokenizer in {path} is a slow (Python) {type(tokenizer).__name__} without tokenizer.json — distilkit "
+            "needs a fast one (FlauBERT checkpoints ship a slow one only: see the README, Multilingual)"
+        )
     return tokenizer
 
 
@@ -151,17 +185,20 @@ def load_model(name_or_path: str | Path, *, mlm: bool | None = None, attentions:
     return model
 
 
+MLM_CLASS_SUFFIXES = ("ForMaskedLM", "WithLMHeadModel")  # FlaubertWithLMHeadModel
+
+
 def has_mlm_head(config) -> bool:
     """True when the checkpoint was saved with a masked-LM head (its architectures name one)."""
-    return any(name.endswith("ForMaskedLM") for name in (getattr(config, "architectures", None) or []))
+    return any(name.endswith(MLM_CLASS_SUFFIXES) for name in (getattr(config, "architectures", None) or []))
 
 
 def is_mlm_model(model: nn.Module) -> bool:
-    return type(model).__name__.endswith("ForMaskedLM")
+    return type(model).__name__.endswith(MLM_CLASS_SUFFIXES)
 
 
 def encoder_of(model: nn.Module) -> nn.Module:
-    """The bare encoder (BertModel, DistilBertModel, ...) inside a head model, or the model itself."""
+    """The bare encoder (BertModel, DistilBertModel, FlaubertModel, ...) inside a head model, or the model itself."""
     return getattr(model, model.base_model_prefix, model)
 
 
@@ -172,16 +209,14 @@ def mlm_head_of(model: nn.Module):
     """
     if not is_mlm_model(model):
         return None
-    model_type = model.config.model_type
-    if model_type == "bert":
-        return model.cls
-    if model_type in ("roberta", "xlm-roberta"):
-        return model.lm_head
-    if model_type == "distilbert":
+    arch = arch_of(model.config)
+    if arch.model_type == "distilbert":
 
         def distilbert_head(hidden: torch.Tensor) -> torch.Tensor:
             hidden = model.vocab_layer_norm(model.activation(model.vocab_transform(hidden)))
             return model.vocab_projector(hidden)
 
         return distilbert_head
-    raise ModelError(f"no MLM head adaptor for model type '{model_type}'")
+    if getattr(model.config, "asm", False):  # XLM's adaptive softmax gives log-probabilities of clusters
+        raise ModelError("a FlauBERT MLM head with adaptive softmax (asm=True) is not supported")
+    return model.get_submodule(arch.mlm_head)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -32,8 +33,10 @@ from distilkit.ship.onnx_graph import (
     require_onnx,
     run_session,
 )
+from distilkit.tasks.registry import TaskSpec, glue_tasks, task_spec
 
 FORMATS = ("hf", "onnx", "int8")
+TAG_TASKS = ("conll2003", "pos", "chunk")  # token tasks the int8 guard can score (CoNLL-2003 dev)
 
 
 class AccuracyGuardError(DistilkitError):
@@ -43,13 +46,14 @@ class AccuracyGuardError(DistilkitError):
 
 
 def glue_dev_score(
-    session, tokenizer, task: str, data_dir: str | Path, max_len: int = 128, batch_size: int = 64
+    session, tokenizer, spec: TaskSpec, data_dir: str | Path, max_len: int = 128, batch_size: int = 64
 ) -> dict[str, Any]:
     """Score an ONNX classifier on a GLUE task's dev split: its metrics and headline score (a fraction)."""
-    from distilkit.tasks.glue import encode_glue, read_glue
-    from distilkit.tasks.metrics import glue_metrics, main_score
+    from distilkit.tasks.features import encode_glue
+    from distilkit.tasks.metrics import glue_metrics
+    from distilkit.tasks.readers.glue import read_glue
 
-    examples = read_glue(task, data_dir, "dev")
+    examples = read_glue(spec, data_dir, "dev")
     features = encode_glue(examples, tokenizer, max_len)
     labels = np.asarray(features.pop("labels"))
     order = np.argsort([len(ids) for ids in features["input_ids"]], kind="stable")  # little padding per batch
@@ -59,8 +63,37 @@ def glue_dev_score(
         batch = tokenizer.pad({k: [v[i] for i in rows] for k, v in features.items()}, return_tensors="np")
         for row, values in zip(rows, run_session(session, dict(batch))["logits"], strict=True):
             logits[row] = values
-    metrics = glue_metrics(task, np.stack(logits), labels)
-    return {"task": task, "split": "dev", "n": len(examples), "metrics": metrics, "score": main_score(task, metrics)}
+    metrics = glue_metrics(spec, np.stack(logits), labels)
+    return {"task": spec.name, "split": "dev", "n": len(examples), "metrics": metrics,
+            "score": spec.main_score(metrics)}  # fmt: skip
+
+
+def token_dev_score(
+    session, tokenizer, spec: TaskSpec, data_dir: str | Path, labels: list[str], max_len: int = 128,
+    batch_size: int = 64,
+) -> dict[str, Any]:  # fmt: skip
+    """Score an ONNX token tagger on a CoNLL task's dev split (NER, POS or chunk tags of the model's `labels`),
+    scored as its scheme is (span F1, or word accuracy): its metrics and headline score (a fraction)."""
+    from distilkit.tasks.features import align_labels
+    from distilkit.tasks.metrics import tag_metrics
+    from distilkit.tasks.predict import predictions_to_tags
+    from distilkit.tasks.readers.splits import read_examples
+
+    spec = spec.with_labels(labels)
+    examples = read_examples(spec, data_dir, "dev")
+    features = align_labels(examples, tokenizer, {tag: i for i, tag in enumerate(labels)}, max_len)
+    word_ids, _ = features.pop("word_ids"), features.pop("labels")
+    order = np.argsort([len(ids) for ids in features["input_ids"]], kind="stable")
+    logits: list[np.ndarray] = [np.empty(0)] * len(examples)
+    for start in range(0, len(order), batch_size):
+        rows = order[start : start + batch_size]
+        batch = tokenizer.pad({k: [v[i] for i in rows] for k, v in features.items()}, return_tensors="np")
+        for row, values in zip(rows, run_session(session, dict(batch))["logits"], strict=True):
+            logits[row] = values
+    tags = predictions_to_tags(logits, word_ids, labels, [len(example.words) for example in examples])
+    metrics = tag_metrics(spec, [list(example.tags) for example in examples], tags)
+    return {"task": spec.name, "split": "dev", "n": len(examples), "metrics": metrics,
+            "score": spec.main_score(metrics)}  # fmt: skip
 
 
 # ---------------------------------------------------------------- the command
@@ -71,8 +104,10 @@ class ExportConfig:
     out: str
     teacher: str | None = None  # named in the model card (default: read from the distill run that made the model)
     bench: str | None = None  # a `distilkit bench` JSON whose figures go into the model card
-    eval_task: str | None = None  # GLUE task of the int8 accuracy guard, e.g. sst2 (needs a fine-tuned classifier)
-    data_dir: str | None = None  # GLUE folder for --eval-task (default: $DISTILKIT_SHARED_DATA/glue)
+    # task of the int8 accuracy guard: a GLUE task (sst2, ..., needs a fine-tuned classifier) or a CoNLL-2003 tag
+    # task (conll2003, pos, chunk: a fine-tuned token tagger)
+    eval_task: str | None = None
+    data_dir: str | None = None  # its folder (default: $DISTILKIT_SHARED_DATA/glue, or .../conll2003 for tags)
     max_drop: float = 1.0  # accuracy points int8 may lose against fp32 ONNX (the issue's target: ≤ 1 point)
     atol: float = 1e-4  # parity tolerance; fp32 ONNX Runtime differs from PyTorch by ~3e-6 on MiniLM (measured)
     opset: int | None = None  # None: the exporter's default opset
@@ -87,22 +122,31 @@ class ExportConfig:
         if self.eval_task is not None:
             if self.format != "int8":
                 problems.append("--eval-task (the accuracy guard) applies to --format int8 only")
-            try:
-                from distilkit.tasks.glue import get_glue_task
-
-                get_glue_task(self.eval_task)
-            except ConfigError as exc:
-                problems.append(f"--eval-task: {exc} (the guard evaluates GLUE classifiers)")
+            spec = self.eval_spec
+            if spec is None:
+                valid = ", ".join([task.name for task in glue_tasks()] + list(TAG_TASKS))
+                problems.append(f"--eval-task: unknown task {self.eval_task!r} — choose one of: {valid} (the "
+                                "guard evaluates GLUE classifiers and CoNLL-2003 taggers)")  # fmt: skip
             if self.data_dir is None and not os.environ.get("DISTILKIT_SHARED_DATA"):
-                problems.append("--eval-task needs --data-dir (the GLUE folder) or $DISTILKIT_SHARED_DATA")
+                problems.append("--eval-task needs --data-dir (the task's folder) or $DISTILKIT_SHARED_DATA")
         if self.max_drop < 0 or self.atol < 0 or self.threads < 0:
             problems.append("--max-drop, --atol and --threads must be ≥ 0")
         if problems:
             raise ConfigError("; ".join(problems))
 
+    @cached_property
+    def eval_spec(self) -> TaskSpec | None:
+        """The task --eval-task names, resolved once; None without one or when it names no GLUE or CoNLL task."""
+        try:
+            spec = task_spec(self.eval_task) if self.eval_task else None
+        except ConfigError:
+            return None
+        return spec if spec is not None and (spec.benchmark == "glue" or spec.name in TAG_TASKS) else None
+
     @property
-    def glue_dir(self) -> str:
-        return self.data_dir or str(Path(os.environ.get("DISTILKIT_SHARED_DATA", "")) / "glue")
+    def eval_dir(self) -> str:
+        folder = "conll2003" if self.eval_spec and self.eval_spec.benchmark == "conll" else "glue"
+        return self.data_dir or str(Path(os.environ.get("DISTILKIT_SHARED_DATA", "")) / folder)
 
 
 @dataclass
@@ -125,8 +169,8 @@ def export(config: ExportConfig) -> ExportResult:
     source = resolve_model_path(config.model)
     kind = model_kind(source)
     model, tokenizer = load_task_model(source, kind), load_tokenizer(source)
-    if config.eval_task:
-        _check_classifier(model, kind, config.eval_task, config.model)
+    if config.eval_spec:
+        _check_classifier(model, kind, config.eval_spec, config.model)
     names = input_names(model, tokenizer)
     record: dict[str, Any] = {"source": str(source), "format": config.format, "kind": kind, "inputs": names}
     if kind == "embedding":  # read (and refused when unsupported) before any work, recorded for the reader
@@ -150,7 +194,8 @@ def export(config: ExportConfig) -> ExportResult:
         if config.format == "int8":
             quantize_int8(tmp / ONNX_FILE, tmp / INT8_FILE, config.per_channel)
             if config.eval_task:
-                record["guard"] = _guard(config, tmp, tokenizer)
+                labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
+                record["guard"] = _guard(config, tmp, tokenizer, labels)
                 if not record["guard"]["accepted"]:
                     (tmp / INT8_FILE).unlink()
         tokenizer.save_pretrained(tmp)
@@ -173,10 +218,15 @@ def export(config: ExportConfig) -> ExportResult:
     )
 
 
-def _check_classifier(model: nn.Module, kind: str, task: str, where: str) -> None:
-    from distilkit.tasks.glue import get_glue_task
-
-    expected = get_glue_task(task).num_labels
+def _check_classifier(model: nn.Module, kind: str, spec: TaskSpec, where: str) -> None:
+    task, expected = spec.name, spec.num_labels
+    if spec.kind == "token-classification":  # its tags are the model's (checked against the dev tags when scored)
+        if kind != spec.kind:
+            raise ModelError(
+                f"the accuracy guard needs a {task} token tagger, but {where} is a model of kind "
+                f"'{kind}' — fine-tune it first (distilkit finetune --task {task}) or drop --eval-task"
+            )
+        return
     if kind != "classification" or model.config.num_labels != expected:
         found = f"is a model of kind '{kind}'" if kind != "classification" else f"has {model.config.num_labels} labels"
         raise ModelError(
@@ -185,11 +235,18 @@ def _check_classifier(model: nn.Module, kind: str, task: str, where: str) -> Non
         )
 
 
-def _guard(config: ExportConfig, folder: Path, tokenizer) -> dict[str, Any]:
+def _guard(config: ExportConfig, folder: Path, tokenizer, labels: list[str]) -> dict[str, Any]:
     """Score fp32 and int8 ONNX on the dev set; accept int8 when it loses at most ``max_drop`` points."""
-    fp32 = glue_dev_score(ort_session(folder / ONNX_FILE, config.threads), tokenizer, config.eval_task, config.glue_dir)
-    int8 = glue_dev_score(ort_session(folder / INT8_FILE, config.threads), tokenizer, config.eval_task, config.glue_dir)
-    drop = 100.0 * (fp32["score"] - int8["score"])  # GLUE scores are fractions; points are percentage points
+    spec = config.eval_spec
+
+    def dev_score(file: str) -> dict[str, Any]:
+        session = ort_session(folder / file, config.threads)
+        if spec.kind == "token-classification":
+            return token_dev_score(session, tokenizer, spec, config.eval_dir, labels)
+        return glue_dev_score(session, tokenizer, spec, config.eval_dir)
+
+    fp32, int8 = dev_score(ONNX_FILE), dev_score(INT8_FILE)
+    drop = 100.0 * (fp32["score"] - int8["score"])  # the scores are fractions; points are percentage points
     return {
         "task": config.eval_task, "fp32": fp32, "int8": int8, "drop_points": drop, "max_drop": config.max_drop,
         "accepted": drop <= config.max_drop,

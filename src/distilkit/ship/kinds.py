@@ -1,5 +1,6 @@
-"""What a model folder is, for the ship commands: its kind (embedding, classification, token classification,
-QA), the transformers head class and outputs of that kind, and the inputs the model takes."""
+"""What a model folder is, for the ship commands: its kind (embedding, classification, token-classification, qa —
+the vocabulary of tasks/registry.py), the transformers head class and outputs of that kind, and the inputs the
+model takes."""
 
 from __future__ import annotations
 
@@ -12,15 +13,16 @@ from pathlib import Path
 from torch import nn
 
 from distilkit.errors import ConfigError, ModelError
-from distilkit.models.teacher import load_config, resolve_model_path
+from distilkit.models.teacher import load_config, max_positions, resolve_model_path, tokenizer_inputs
+from distilkit.tasks.registry import HEADS, task_spec
 
 TASK_FILE = "distilkit_task.json"  # written next to fine-tuned models: {"task": "sst2", ...}
-# kind → (transformers auto class, output names of the model and of its ONNX graph)
+# A model folder's kind → (transformers auto class, output names of the model and of its ONNX graph). A regression
+# model is a sequence classifier with one output: kind "classification" (TaskSpec.model_kind).
+_OUTPUTS = {"embedding": ("last_hidden_state",), "classification": ("logits",),
+            "token-classification": ("logits",), "qa": ("start_logits", "end_logits")}  # fmt: skip
 KINDS: dict[str, tuple[str, tuple[str, ...]]] = {
-    "embedding": ("AutoModel", ("last_hidden_state",)),
-    "classification": ("AutoModelForSequenceClassification", ("logits",)),
-    "token-classification": ("AutoModelForTokenClassification", ("logits",)),
-    "qa": ("AutoModelForQuestionAnswering", ("start_logits", "end_logits")),
+    kind: (f"AutoModel{HEADS[kind]}", outputs) for kind, outputs in _OUTPUTS.items()
 }
 MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
@@ -40,22 +42,14 @@ def read_task(model_dir: str | Path) -> str | None:
 
 def model_kind(model_dir: str | Path) -> str:
     """embedding, classification, token-classification or qa — from distilkit_task.json, else the architectures."""
-    from distilkit.tasks.metrics import canonical_task
-
     path = resolve_model_path(model_dir)
     task = read_task(path)
     if task:
         with contextlib.suppress(ConfigError):
-            key = canonical_task(task)
-            token = "token-classification"
-            return {"squad": "qa", "qa": "qa", "conll2003": token, token: token}.get(key, "classification")
+            return task_spec(task).model_kind
     for name in getattr(load_config(path), "architectures", None) or []:
-        for kind, suffix in (
-            ("classification", "ForSequenceClassification"),
-            ("token-classification", "ForTokenClassification"),
-            ("qa", "ForQuestionAnswering"),
-        ):
-            if name.endswith(suffix):
+        for kind in KINDS:
+            if HEADS[kind] and name.endswith(HEADS[kind]):
                 return kind
     return "embedding"  # a bare encoder or an MLM checkpoint: sentence embeddings, pooled as its config says
 
@@ -79,11 +73,11 @@ def load_task_model(model_dir: str | Path, kind: str | None = None) -> nn.Module
 def input_names(model: nn.Module, tokenizer) -> list[str]:
     """The model inputs both the tokenizer produces and the model accepts (DistilBERT has no token types)."""
     accepted = inspect.signature(model.forward).parameters
-    names = [n for n in MODEL_INPUTS if n in accepted and n in tokenizer.model_input_names]
+    fed = tokenizer_inputs(model.config)  # FlauBERT/XLM: no token_type_ids (they are not segment ids there)
+    names = [n for n in MODEL_INPUTS if n in accepted and n in tokenizer.model_input_names and n in fed]
     return names if "input_ids" in names else ["input_ids", "attention_mask"]
 
 
 def max_tokens(config) -> int:
     """The longest sequence the model's position table holds (RoBERTa's positions start after the padding id)."""
-    offset = config.pad_token_id + 1 if config.model_type in ("roberta", "xlm-roberta") else 0
-    return int(getattr(config, "max_position_embeddings", 512)) - offset
+    return max_positions(config)

@@ -1,5 +1,4 @@
-"""Downstream tasks: readers, preprocessing and metrics for GLUE, SQuAD v1.1 and CoNLL-2003 NER.
-
-glue.py, squad.py and ner.py each read one benchmark's files and turn them into model features;
-metrics.py holds the one metric implementation per task and the table of which score is "the" score.
+"""Downstream tasks, layer by layer: registry.py (every task as a record) and readers/ (files → examples) at the
+bottom; then features.py and data.py (examples → features → batches), heads.py, predict.py and metrics.py; and the
+commands built on them, finetune.py and task_distill.py (with logit_cache.py and augment.py).
 """

@@ -1,209 +1,41 @@
-"""Task datasets for finetune, task-distill and evaluate: which head a task needs, its examples from local
-files (or a `datasets` hub name), their model features, length-grouped batches and padding.
+"""Task examples → features → batches, shared by finetune, task-distill and evaluate: encode a split (a list of
+examples, or your own file streamed chunk by chunk) into a TaskData, add unlabeled inputs to a training set, and
+cut length-grouped batches padded into tensors.
 
-The readers and preprocessing of each benchmark live in glue.py, squad.py and ner.py; this module only
-routes a task name to them, so the three commands share one dataset implementation.
+The examples come from tasks/readers/; how each kind of example is tokenised is in tasks/features.py.
 """
 
 from __future__ import annotations
 
 import hashlib
-import random
+import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
-from distilkit.errors import ConfigError, DataError
-from distilkit.tasks import glue, ner, squad
-from distilkit.tasks.features import Features
-from distilkit.tasks.metrics import TASK_METRICS, canonical_task
+from distilkit.errors import DataError
+from distilkit.tasks.features import (
+    IGNORE_INDEX,
+    Features,
+    align_labels,
+    encode_glue,
+    prepare_eval_features,
+    prepare_train_features,
+)
+from distilkit.tasks.readers.glue import Example
+from distilkit.tasks.readers.labels import LabelScan
+from distilkit.tasks.readers.own_data import OwnData, Reader, final_labels
+from distilkit.tasks.readers.splits import sample_indices
+from distilkit.tasks.readers.tables import CHUNK_ROWS
+from distilkit.tasks.registry import TaskSpec
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
 
-OWN_DATA_TASKS = ("classification", "regression", "token-classification", "qa")
-HUB_PREFIX = "hf:"  # --data hf:NAME reads the task from a `datasets` hub name instead of local files
 MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
-SQUAD_FILES = {"train": "train-v1.1.json", "dev": "dev-v1.1.json"}
-CONLL_FILES = {"train": ("train.txt", "eng.train"), "dev": ("valid.txt", "dev.txt", "eng.testa"),
-               "test": ("test.txt", "eng.testb")}  # fmt: skip
-
-
-@dataclass(frozen=True)
-class TaskSpec:
-    """What a task needs from a model. kind: "classification", "regression", "qa" or "token".
-    labels: class names in id order (GLUE from glue.py; NER from the training file or the model; () otherwise)."""
-
-    name: str
-    kind: str
-    labels: tuple[str, ...] = ()
-
-    @property
-    def head(self) -> str:
-        """The transformers head class suffix this task trains."""
-        return {"qa": "ForQuestionAnswering", "token": "ForTokenClassification"}.get(
-            self.kind, "ForSequenceClassification"
-        )
-
-    @property
-    def num_labels(self) -> int:
-        return {"regression": 1, "qa": 2}.get(self.kind, len(self.labels))
-
-    @property
-    def default_max_len(self) -> int:
-        return 384 if self.kind == "qa" else 128  # BERT's SQuAD and GLUE settings (Devlin et al. 2019, §4)
-
-
-def task_spec(name: str, labels: Sequence[str] | None = None) -> TaskSpec:
-    """The spec of any accepted task spelling; tasks whose labels come from the data (NER, own classification)
-    take `labels` from the caller (the training file or the model)."""
-    key = canonical_task(name)  # ConfigError listing the valid tasks
-    if key in ("squad", "qa"):
-        return TaskSpec(key, "qa")
-    if key in ("conll2003", "token-classification"):
-        return TaskSpec(key, "token", tuple(labels or ()))
-    if key in ("classification", "regression"):
-        return TaskSpec(key, key, tuple(labels or ()) if key == "classification" else ())
-    spec = glue.get_glue_task(name)
-    return TaskSpec(key, "regression" if spec.is_regression else "classification", spec.labels)
-
-
-def labels_from_data(task: str) -> bool:
-    """Whether the task's labels come from its training data (or a trained model), not from a benchmark."""
-    return canonical_task(task) in ("conll2003", "token-classification", "classification")
-
-
-def own_data_only(task: str) -> bool:
-    """The problem types that name no benchmark: they read --train/--dev/--test files or --dataset, not --data."""
-    return canonical_task(task) in OWN_DATA_TASKS
-
-
-def valid_tasks() -> str:
-    return ", ".join(TASK_METRICS)
-
-
-# ---------------------------------------------------------------------------------------------
-# Examples
-# ---------------------------------------------------------------------------------------------
-
-
-def read_examples(task: str, data: str | Path, split: str, heldout_titles: Sequence[str] | None = None) -> list:
-    """Examples of one split: glue.Example, squad.SquadExample or ner.NerSentence (tags in IOB2).
-
-    data: the task's folder (GLUE task dir or GLUE root, the SQuAD folder or JSON file, the CoNLL folder), or
-    "hf:NAME" for a `datasets` hub dataset. SQuAD without a train file: "train" and "dev" are an article-level
-    split of the dev file whose held-out titles are `heldout_titles` (see `squad_article_split`)."""
-    key = canonical_task(task)
-    if str(data).startswith(HUB_PREFIX):
-        from distilkit.tasks.hub import read_hub
-
-        return read_hub(task, str(data)[len(HUB_PREFIX) :], split)
-    if key == "squad":
-        return _read_squad_split(Path(data), split, heldout_titles)
-    if key == "conll2003":
-        sentences = ner.read_conll(conll_file(Path(data), split))
-        return [ner.NerSentence(s.words, tuple(ner.to_iob2(s.tags))) for s in sentences]
-    return glue.read_glue(task, data, split)
-
-
-SELECTION = "selection"  # the split carved from train for every choice (epochs, lr, layers, corpus) — #15
-
-
-def carve_selection(examples: list, fraction: float, seed: int) -> tuple[list, list]:
-    """(train, selection): a seeded `fraction` of the training examples held out to choose settings on, so the
-    reported split is scored once per pinned configuration. SQuAD questions are held out by article (a question's
-    context must not be trained on); other examples one by one. File order is kept in both parts."""
-    keys = [getattr(example, "title", index) for index, example in enumerate(examples)]
-    groups = list(dict.fromkeys(keys))
-    count = max(1, round(fraction * len(groups)))
-    held = set(random.Random(seed).sample(groups, count)) if len(groups) > 1 else set()
-    train = [example for example, key in zip(examples, keys, strict=True) if key not in held]
-    return train, [example for example, key in zip(examples, keys, strict=True) if key in held]
-
-
-def read_split(
-    task: str, data: str | Path, split: str, heldout_titles: Sequence[str] | None = None,
-    selection: tuple[float, int] | None = None,
-) -> list:  # fmt: skip
-    """read_examples, where `selection` = (fraction, seed) carves train into "train" and "selection" parts."""
-    if split == SELECTION and selection is None:
-        raise ConfigError("the selection split is carved from train by --selection-fraction: this model was "
-                          "trained without one")  # fmt: skip
-    if selection is None or split not in ("train", SELECTION):
-        return read_examples(task, data, split, heldout_titles)
-    kept, held = carve_selection(read_examples(task, data, "train", heldout_titles), *selection)
-    return kept if split == "train" else held
-
-
-def conll_file(root: Path, split: str) -> Path:
-    names = CONLL_FILES.get({"validation": "dev", "valid": "dev"}.get(split, split))
-    if names is None:
-        raise ConfigError(f"CoNLL-2003 has no split {split!r} — choose train, dev or test")
-    if not root.is_dir():
-        raise DataError(f"CoNLL data dir {root} does not exist — pass the folder holding train.txt/valid.txt/test.txt")
-    for name in names:
-        if (root / name).is_file():
-            return root / name
-    raise DataError(f"no {' or '.join(names)} in {root} for the CoNLL {split} split")
-
-
-def squad_source(data: Path) -> tuple[Path, Path | None]:
-    """(dev file, train file or None) of a SQuAD folder; a JSON path is taken as the dev file."""
-    if data.is_file():
-        return data, None
-    if not data.is_dir():
-        raise DataError(f"SQuAD data {data} does not exist — pass the folder holding {SQUAD_FILES['dev']}")
-    dev, train = data / SQUAD_FILES["dev"], data / SQUAD_FILES["train"]
-    if not dev.is_file():
-        raise DataError(f"no {SQUAD_FILES['dev']} in {data}")
-    return dev, train if train.is_file() else None
-
-
-def squad_article_split(data: Path, dev_fraction: float, seed: int) -> list[str] | None:
-    """Held-out article titles when the folder has no train file (None when it has one): SQuAD v1.1 train is
-    not in ../shared/data, so we train on the other articles of the dev file (squad.split_by_article)."""
-    dev_file, train_file = squad_source(data)
-    if train_file is not None:
-        return None
-    _, heldout = squad.split_by_article(squad.read_squad(dev_file), dev_fraction, seed)
-    return sorted({example.title for example in heldout})
-
-
-def _read_squad_split(data: Path, split: str, heldout_titles: Sequence[str] | None) -> list[squad.SquadExample]:
-    dev_file, train_file = squad_source(data)
-    if split not in ("train", "dev", "validation"):
-        raise ConfigError(f"SQuAD has splits train and dev, not {split!r}")
-    if heldout_titles is None:
-        if split == "train" and train_file is None:
-            raise DataError(f"no {SQUAD_FILES['train']} in {data} and no article split to train on")
-        return squad.read_squad(train_file if split == "train" else dev_file)
-    examples = squad.read_squad(dev_file)
-    held = set(heldout_titles)
-    missing = held - {example.title for example in examples}
-    if missing:
-        raise DataError(f"{dev_file} has no article {sorted(missing)[0]!r} of the recorded held-out split")
-    return [example for example in examples if (example.title in held) == (split != "train")]
-
-
-def subsample(items: list, n: int | None, seed: int) -> list:
-    """n items drawn with random.Random(seed), kept in file order; all of them when n is None or ≥ len."""
-    keep = sample_indices(len(items), n, seed)
-    return items if keep is None else [items[index] for index in keep]
-
-
-def sample_indices(count: int, n: int | None, seed: int) -> list[int] | None:
-    """The sorted indices `subsample` keeps of `count` items; None when it keeps them all."""
-    if n is None or n >= count:
-        return None
-    return sorted(random.Random(seed).sample(range(count), n))
-
-
-def ner_labels(sentences: Sequence[ner.NerSentence]) -> list[str]:
-    return ner.build_label_list(sentences)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -259,15 +91,118 @@ def encode(
         raise DataError(f"no {spec.name} examples to encode")
     if spec.kind == "qa":
         if train:
-            return TaskData(spec, examples, squad.prepare_train_features(examples, tokenizer, max_len, stride))
-        encoded = squad.prepare_eval_features(examples, tokenizer, max_len, stride)
+            return TaskData(spec, examples, prepare_train_features(examples, tokenizer, max_len, stride))
+        encoded = prepare_eval_features(examples, tokenizer, max_len, stride)
         post = {"example_id": encoded.pop("example_id"), "offset_mapping": encoded.pop("offset_mapping")}
         return TaskData(spec, examples, encoded, post)
-    if spec.kind == "token":
-        encoded = ner.align_labels(examples, tokenizer, {tag: i for i, tag in enumerate(spec.labels)}, max_len)
+    if spec.kind == "token-classification":
+        encoded = align_labels(examples, tokenizer, {tag: i for i, tag in enumerate(spec.labels)}, max_len)
         return TaskData(spec, examples, encoded, {"word_ids": encoded.pop("word_ids")})
     pair = examples[0].text_pair is not None
-    return TaskData(spec, examples, glue.encode_glue(examples, tokenizer, max_len), has_pair=pair)
+    return TaskData(spec, examples, encode_glue(examples, tokenizer, max_len), has_pair=pair)
+
+
+def encode_split(
+    spec: TaskSpec,
+    own: OwnData,
+    split: str,
+    tokenizer: Any,
+    max_len: int,
+    stride: int = 128,
+    train: bool = True,
+    sample: int | None = None,
+    seed: int = 42,
+    label_source: str = "training",
+    chunk_rows: int = CHUNK_ROWS,
+    keep: bool = False,
+) -> TaskData:
+    """Read and encode one split chunk by chunk into flat feature arrays (features.Features). Training splits
+    keep no example text (TaskData.examples is None) unless `keep`; evaluation splits keep their examples for
+    predictions. A classification or token spec without labels takes the split's own label set (the returned
+    TaskData.spec holds it), found in the same pass: rows are encoded with provisional ids, remapped at the end.
+    sample: a seeded sample of this many examples (the indices `data.subsample` would keep, in file order); a
+    first pass counts the examples (and finds the label set). label_source names where spec.labels came from in
+    the error for a label outside them ("training", "model's"). chunk_rows: rows read and tokenised at a time.
+    Token tags: the spec's scheme checks every tag, or (None) the scheme is detected, and the TaskData.spec holds
+    it (readers/schemes.py)."""
+    reader = Reader(own, spec, split, label_source)
+    scan = None
+    if spec.kind in ("classification", "token-classification") and not spec.labels:
+        scan = LabelScan(reader.name, reader.columns.label if reader.columns else "")
+    label_ids = {name: index for index, name in enumerate(spec.labels)} if spec.labels else None
+    keep_array = None
+    if sample is not None:
+        total = sum(len(chunk) for chunk in reader.chunks(label_ids, scan, size=chunk_rows))
+        keep_array = np.asarray(sample_indices(total, sample, seed), dtype=np.int64)
+        if scan is not None:  # the label set is known now: the encoding pass maps labels to their final ids
+            spec, scan = replace(spec, labels=tuple(final_labels(spec, scan, reader.name))), None
+            label_ids = {name: index for index, name in enumerate(spec.labels)}
+    parts, kept, post, first, count, pair = [], [], {}, 0, 0, False
+    for chunk in reader.chunks(label_ids if scan is None else scan.ids, scan, size=chunk_rows):
+        if keep_array is not None:
+            low, high = np.searchsorted(keep_array, [first, first + len(chunk)])
+            chunk, first = [chunk[index - first] for index in keep_array[low:high]], first + len(chunk)
+        if not chunk:
+            continue
+        encoded = encode(spec if scan is None else replace(spec, labels=tuple(scan.ids)), chunk, tokenizer, max_len,
+                         stride, train=train)  # fmt: skip
+        parts.append(encoded.features)
+        count, pair = count + len(chunk), encoded.has_pair
+        if keep or not train:
+            kept.extend(chunk)
+        if not train:
+            for name, values in encoded.post.items():
+                post.setdefault(name, []).extend(values)
+    if count == 0:
+        raise DataError(f"{reader.name or split} holds no examples")
+    spec = spec.with_scheme(reader.scheme())  # token tags: the scheme read, hence the metrics
+    features = Features.concat(parts, consume=True)
+    if scan is not None:
+        spec = replace(spec, labels=tuple(final_labels(spec, scan, reader.name)))
+        _remap_labels(features, scan.remap(spec.labels), kept)
+    examples = kept if keep or not train else None
+    return TaskData(spec, examples, features, post, num_examples=count, has_pair=pair)
+
+
+def _remap_labels(features: Features, lut: np.ndarray, examples: list) -> None:
+    """Provisional label ids → final ones, in the features (per row, or per token outside IGNORE_INDEX) and in
+    kept classification examples."""
+    values = features.rows["labels"] if "labels" in features.rows else features.tokens["labels"]
+    known = values != IGNORE_INDEX
+    values[known] = lut[values[known]]
+    for index, example in enumerate(examples):
+        if isinstance(example, Example) and example.label is not None:
+            examples[index] = Example(example.text, example.text_pair, int(lut[example.label]))
+
+
+# ---------------------------------------------------------------------------------------------
+# Unlabeled inputs (task-distill --unlabeled, --augment)
+# ---------------------------------------------------------------------------------------------
+
+
+def unlabeled_label(kind: str) -> int | float:
+    """The label of an unlabeled example: IGNORE_INDEX for a class, NaN for a regression score."""
+    return math.nan if kind == "regression" else IGNORE_INDEX
+
+
+def is_unlabeled(labels: Any, kind: str) -> Any:
+    """Per-row mask of the unlabeled rows of a batch's `labels` tensor."""
+    return labels.isnan() if kind == "regression" else labels == IGNORE_INDEX
+
+
+def with_unlabeled(
+    train: TaskData, unlabeled: list[Example], tokenizer: Any, max_len: int
+) -> tuple[TaskData, TaskData]:
+    """(the training set: labelled features then unlabeled ones labelled `unlabeled_label`, the unlabeled
+    features alone — their fingerprint keys their own teacher-logit store). The labelled features are reused as
+    encoded: a streamed training file keeps no text to encode again."""
+    spec = train.spec
+    alone = encode(spec, unlabeled, tokenizer, max_len)
+    labels = np.full(len(alone), unlabeled_label(spec.kind), dtype=train.features.rows["labels"].dtype)
+    marked = Features(alone.features.offsets, alone.features.tokens, {"labels": labels}, alone.features.constants)
+    features = Features.concat([train.features, marked])
+    union = TaskData(spec, None, features, num_examples=train.num_examples + len(unlabeled), has_pair=train.has_pair)
+    return union, alone
 
 
 # ---------------------------------------------------------------------------------------------

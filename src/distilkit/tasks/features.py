@@ -1,21 +1,34 @@
-"""Encoded task features in flat numpy arrays: every per-token column (input_ids, masks, NER labels) of all rows
-concatenated into one array cut by shared offsets, every per-row column (class labels, scores, QA positions) one
-array — no Python list per row, so a million-row training file costs a few bytes per token, as data/prepare.py's
-shards do: ids as uint16 when they fit (int32 otherwise), and a mask or segment column that holds one value
-everywhere (attention_mask of unpadded rows, token_type_ids of single texts) as that value alone.
-`Features.concat` joins encoded chunks; `Features.batch` pads a batch of rows into tensors.
+"""Examples → model features: the tokenisation of each kind of example (text pairs, NER sentences, SQuAD
+questions as sliding windows — the preprocessing of transformers' run_glue/run_ner/run_qa), and the flat numpy
+arrays the features are kept in.
+
+`Features`: every per-token column (input_ids, masks, NER labels) of all rows concatenated into one array cut by
+shared offsets, every per-row column (class labels, scores, QA positions) one array — no Python list per row, so a
+million-row training file costs a few bytes per token, as data/prepare.py's shards do: ids as uint16 when they fit
+(int32 otherwise), and a mask or segment column that holds one value everywhere (attention_mask of unpadded rows,
+token_type_ids of single texts) as that value alone. `Features.concat` joins encoded chunks; `Features.batch` pads
+a batch of rows into tensors.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from itertools import chain
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
-from distilkit.tasks.ner import IGNORE_INDEX
+from distilkit.errors import ConfigError, DataError
+from distilkit.tasks.readers.glue import Example
+from distilkit.tasks.readers.ner import NerSentence
+from distilkit.tasks.readers.squad import SquadExample
+
+if TYPE_CHECKING:
+    from transformers import BatchEncoding, PreTrainedTokenizerBase
+
+IGNORE_INDEX = -100  # the label torch.nn.CrossEntropyLoss (and transformers' token heads) skip
+Offsets = tuple[int, int] | None
 
 MASK_COLUMNS = ("attention_mask", "token_type_ids")  # 0/1 per token: int8, or one constant
 PAD_VALUES = {"labels": IGNORE_INDEX}  # input_ids pad with the tokenizer's pad id, every other column with 0
@@ -165,3 +178,166 @@ class Features(Mapping):
             picked = values[index]
             batch[name] = torch.from_numpy(picked.astype(np.float32 if picked.dtype.kind == "f" else np.int64))
         return batch
+
+
+# ---------------------------------------------------------------------------------------------
+# Tokenisation of each kind of example
+# ---------------------------------------------------------------------------------------------
+
+
+def encode_glue(examples: Sequence[Example], tokenizer: PreTrainedTokenizerBase, max_len: int) -> dict[str, list]:
+    """Tokenise examples (pairs as `tokenizer(text, text_pair, truncation=True, max_length=max_len)`), unpadded.
+
+    Returns columns of equal length: input_ids, attention_mask, token_type_ids (when the tokenizer makes them),
+    and labels (int ids, or float scores for STS-B) unless every example is unlabelled. Pad per batch with
+    `transformers.DataCollatorWithPadding`."""
+    if not examples:
+        raise ValueError("no examples to encode")
+    has_pair = [example.text_pair is not None for example in examples]
+    if any(has_pair) and not all(has_pair):
+        raise ValueError("examples mix single sentences and sentence pairs")
+    pairs = [example.text_pair for example in examples] if has_pair[0] else None
+    encoded = tokenizer([example.text for example in examples], pairs, truncation=True, max_length=max_len)
+    features = {key: list(encoded[key]) for key in ("input_ids", "attention_mask", "token_type_ids") if key in encoded}
+    labels = [example.label for example in examples]
+    labelled = [label is not None for label in labels]
+    if any(labelled) and not all(labelled):
+        raise ValueError("examples mix labelled and unlabelled examples")
+    if labelled[0]:
+        features["labels"] = labels
+    return features
+
+
+def align_labels(
+    sentences: Sequence[NerSentence],
+    tokenizer: PreTrainedTokenizerBase,
+    label_to_id: Mapping[str, int],
+    max_len: int,
+    label_all_subwords: bool = False,
+) -> dict[str, list]:
+    """Tokenise pre-split words (is_split_into_words=True, truncation to max_len) and give each token a label.
+
+    The first sub-token of a word gets the word's tag id; later sub-tokens get IGNORE_INDEX (-100), or, with
+    label_all_subwords, the tag's I- form (as run_ner.py's label_all_tokens); special tokens get -100.
+    Returns input_ids, attention_mask, token_type_ids (if made), labels, and word_ids (per token the word index
+    or None) — drop word_ids before the model and keep it for `predictions_to_tags`. Needs a fast tokenizer.
+    Raises DataError when a tag is missing from label_to_id."""
+    if not sentences:
+        raise ValueError("no sentences to encode")
+    unknown = sorted({tag for sentence in sentences for tag in sentence.tags} - set(label_to_id))
+    if unknown:
+        raise DataError(
+            f"tag {unknown[0]!r} is not in the label list ({', '.join(label_to_id)}) "
+            f"— build the label list from the training file"
+        )
+    encoded = tokenizer(
+        [list(sentence.words) for sentence in sentences], is_split_into_words=True, truncation=True, max_length=max_len
+    )
+    all_labels: list[list[int]] = []
+    all_word_ids: list[list[int | None]] = []
+    for index, sentence in enumerate(sentences):
+        word_ids = encoded.word_ids(index)
+        labels: list[int] = []
+        previous_word = None
+        for word_id in word_ids:
+            if word_id is None:
+                labels.append(IGNORE_INDEX)
+            elif word_id != previous_word:
+                labels.append(label_to_id[sentence.tags[word_id]])
+            elif label_all_subwords:
+                tag = sentence.tags[word_id]
+                inside = "I-" + tag[2:] if tag.startswith("B-") else tag
+                labels.append(label_to_id.get(inside, label_to_id[tag]))
+            else:
+                labels.append(IGNORE_INDEX)
+            previous_word = word_id
+        all_labels.append(labels)
+        all_word_ids.append(list(word_ids))
+    features = {key: list(encoded[key]) for key in ("input_ids", "attention_mask", "token_type_ids") if key in encoded}
+    return {**features, "labels": all_labels, "word_ids": all_word_ids}
+
+
+def _tokenize_windows(
+    examples: Sequence[SquadExample], tokenizer: PreTrainedTokenizerBase, max_len: int, stride: int
+) -> BatchEncoding:
+    """question + context windows of at most max_len tokens, consecutive windows sharing `stride` tokens."""
+    if not examples:
+        raise ValueError("no examples to encode")
+    if not 0 <= stride < max_len:
+        raise ConfigError(f"stride must be in [0, max_len), got stride={stride}, max_len={max_len}")
+    # Leading whitespace in some questions only wastes window space (run_qa.py strips it too).
+    questions = [example.question.lstrip() for example in examples]
+    # The tokenizers library panics (not an exception) when no window longer than the stride fits next to a
+    # question, so check first.
+    room = max_len - tokenizer.num_special_tokens_to_add(pair=True) - stride
+    for example, ids in zip(examples, tokenizer(questions, add_special_tokens=False)["input_ids"], strict=True):
+        if len(ids) >= room:
+            raise ConfigError(
+                f"question {example.id} has {len(ids)} tokens, too long for max_len={max_len} with stride={stride} "
+                f"— raise max_len or lower stride"
+            )
+    return tokenizer(
+        questions,
+        [example.context for example in examples],
+        truncation="only_second",
+        max_length=max_len,
+        stride=stride,
+        return_overflowing_tokens=True,
+        return_offsets_mapping=True,
+    )
+
+
+def _model_inputs(encoded: BatchEncoding) -> dict[str, list]:
+    return {key: list(encoded[key]) for key in ("input_ids", "attention_mask", "token_type_ids") if key in encoded}
+
+
+def prepare_train_features(
+    examples: Sequence[SquadExample], tokenizer: PreTrainedTokenizerBase, max_len: int = 384, stride: int = 128
+) -> dict[str, list]:
+    """Training features as in run_qa.py: one feature per window (a long context gives several), unpadded.
+
+    Returns input_ids, attention_mask, token_type_ids (if the tokenizer makes them), start_positions and
+    end_positions: the token indices of the first answer's first and last token, or both the CLS index when the
+    answer is not wholly inside the window. Needs a fast tokenizer (offsets); question first, context second."""
+    encoded = _tokenize_windows(examples, tokenizer, max_len, stride)
+    start_positions: list[int] = []
+    end_positions: list[int] = []
+    for window, offsets in enumerate(encoded["offset_mapping"]):
+        example = examples[encoded["overflow_to_sample_mapping"][window]]
+        input_ids = encoded["input_ids"][window]
+        cls_index = input_ids.index(tokenizer.cls_token_id) if tokenizer.cls_token_id in input_ids else 0
+        context_tokens = [index for index, sequence in enumerate(encoded.sequence_ids(window)) if sequence == 1]
+        first, last = context_tokens[0], context_tokens[-1]
+        start_char = example.answer_starts[0]
+        end_char = start_char + len(example.answers[0])
+        if not (offsets[first][0] <= start_char and offsets[last][1] >= end_char):
+            start_positions.append(cls_index)
+            end_positions.append(cls_index)
+            continue
+        start = first
+        while start <= last and offsets[start][0] <= start_char:
+            start += 1
+        end = last
+        while end >= first and offsets[end][1] >= end_char:
+            end -= 1
+        start_positions.append(start - 1)
+        end_positions.append(end + 1)
+    return {**_model_inputs(encoded), "start_positions": start_positions, "end_positions": end_positions}
+
+
+def prepare_eval_features(
+    examples: Sequence[SquadExample], tokenizer: PreTrainedTokenizerBase, max_len: int = 384, stride: int = 128
+) -> dict[str, list]:
+    """Evaluation features as in run_qa.py: the model inputs of every window plus, for post-processing,
+    example_id (the question id of each window) and offset_mapping (per token the (start, end) character span
+    in the context, None for question and special tokens). Drop those two columns before calling the model."""
+    encoded = _tokenize_windows(examples, tokenizer, max_len, stride)
+    example_ids: list[str] = []
+    context_offsets: list[list[Offsets]] = []
+    for window, offsets in enumerate(encoded["offset_mapping"]):
+        example_ids.append(examples[encoded["overflow_to_sample_mapping"][window]].id)
+        sequence_ids = encoded.sequence_ids(window)
+        context_offsets.append(
+            [tuple(span) if sequence_ids[index] == 1 else None for index, span in enumerate(offsets)]
+        )
+    return {**_model_inputs(encoded), "example_id": example_ids, "offset_mapping": context_offsets}

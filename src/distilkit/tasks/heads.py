@@ -15,11 +15,12 @@ from torch import nn
 from distilkit.errors import ModelError
 from distilkit.io import read_json, write_json
 from distilkit.models import teacher as models
-from distilkit.tasks.data import TaskSpec, labels_from_data, model_inputs, task_spec
-from distilkit.tasks.ner import IGNORE_INDEX
+from distilkit.tasks.data import model_inputs
+from distilkit.tasks.features import IGNORE_INDEX
+from distilkit.tasks.readers.schemes import scheme_of_labels
+from distilkit.tasks.registry import HEADS, TaskSpec
 
 TASK_FILE = "distilkit_task.json"  # task, labels, max_len, data split and dev metrics of a fine-tuned model
-HEADS = ("ForSequenceClassification", "ForQuestionAnswering", "ForTokenClassification")
 
 
 def _auto_class(head: str):
@@ -31,7 +32,7 @@ def _auto_class(head: str):
 def head_of(config) -> str | None:
     """The task head a checkpoint was saved with ("ForSequenceClassification", ...), None for a base/MLM model."""
     for architecture in getattr(config, "architectures", None) or []:
-        for head in HEADS:
+        for head in filter(None, HEADS.values()):
             if architecture.endswith(head):
                 return head
     return None
@@ -65,14 +66,20 @@ def check_head(config, spec: TaskSpec, where: str) -> None:
     if spec.kind == "classification" and problem == "regression":
         raise ModelError(f"{where} is a regression model but task {spec.name} is a classification")
     names = [config.id2label[i] for i in range(config.num_labels)]
-    if spec.kind in ("classification", "token") and not _is_default_names(names) and names != list(spec.labels):
+    named = spec.kind in ("classification", "token-classification") and not _is_default_names(names)
+    if named and names != list(spec.labels):
         raise ModelError(f"{where} has labels {', '.join(names)} but task {spec.name} has {', '.join(spec.labels)}")
 
 
-def model_spec(task: str, config) -> TaskSpec:
-    """The task spec as a head model sees it: NER and own classification take their labels from id2label."""
+def model_spec(spec: TaskSpec, config, info: dict[str, Any] | None = None) -> TaskSpec:
+    """The task as a head model sees it: token tags and own classification take their labels from id2label; a
+    token task without a scheme takes the one the model was trained with (distilkit_task.json `info`), else the
+    one its tags can only be read in (plain tags, BIOES or IOB)."""
     labels = [config.id2label[i] for i in range(config.num_labels)] if head_of(config) else None
-    return task_spec(task, labels if labels_from_data(task) else None)
+    spec = spec.with_labels(labels)
+    if spec.kind == "token-classification" and spec.tag_scheme is None and spec.labels:
+        spec = spec.with_scheme((info or {}).get("tag_scheme") or scheme_of_labels(spec.labels))
+    return spec
 
 
 def _from_pretrained(head: str, path: str, **kwargs: Any) -> nn.Module:
@@ -83,11 +90,12 @@ def _from_pretrained(head: str, path: str, **kwargs: Any) -> nn.Module:
         raise ModelError(f"cannot load a {head[3:]} model from {path}: {str(exc).splitlines()[0]}") from None
 
 
-def load_head_model(model_dir: str | Path, task: str) -> tuple[nn.Module, TaskSpec]:
-    """A fine-tuned head model for `task` and the spec it answers; ModelError when its head does not fit."""
+def load_head_model(model_dir: str | Path, task: TaskSpec) -> tuple[nn.Module, TaskSpec]:
+    """A fine-tuned head model for `task` and the task with the model's labels; ModelError when its head does not
+    fit."""
     path = models.resolve_model_path(model_dir)
     config = models.load_config(path)
-    spec = model_spec(task, config)
+    spec = model_spec(task, config, read_task_info(path))
     check_head(config, spec, str(model_dir))
     return _from_pretrained(spec.head, path), spec
 
@@ -133,7 +141,7 @@ def task_loss(spec: TaskSpec, logits: torch.Tensor, batch: dict[str, torch.Tenso
     logits = logits.float()
     if spec.kind == "regression":
         return F.mse_loss(logits.squeeze(-1), batch["labels"].float())
-    if spec.kind == "token":
+    if spec.kind == "token-classification":
         return F.cross_entropy(logits.flatten(0, 1), batch["labels"].flatten(), ignore_index=IGNORE_INDEX)
     if spec.kind == "qa":
         start = F.cross_entropy(logits[..., 0], batch["start_positions"])

@@ -1,13 +1,14 @@
-"""Task metrics — the one place each GLUE, SQuAD and NER score distilkit reports is computed.
+"""Task metrics — the one place each GLUE, SQuAD and token-tagging score distilkit reports is computed.
 
-GLUE scores come from scikit-learn and scipy.stats, entity F1 from seqeval (conlleval-compatible default mode);
+GLUE scores come from scikit-learn and scipy.stats; token tags are scored by their scheme (`tag_metrics`): span F1
+from seqeval (conlleval-compatible default mode for IOB1/IOB2, strict IOBES mode for BIOES), word accuracy and
+macro-F1 from scikit-learn for plain tags (parts of speech);
 SQuAD EM/F1 are a transcription of the official v1.1 evaluation script, which is itself the reference.
 
 Scales follow each benchmark's reference implementation: GLUE metrics and entity F1 are fractions
 (accuracy/F1 in [0, 1], correlations in [-1, 1], as sklearn/scipy/seqeval return them); SQuAD EM/F1
-are percentages in [0, 100], as the official v1.1 evaluation script prints them. `main_score` turns a
-task's metrics into its single headline number (the GLUE-paper convention), which is what
-"quality retained" (student score / teacher score) divides.
+are percentages in [0, 100], as the official v1.1 evaluation script prints them. Which metrics a task reports,
+and which average into its headline score, is its record's (tasks/registry.py: `TaskSpec.main_score`).
 """
 
 from __future__ import annotations
@@ -17,115 +18,24 @@ import re
 import string
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from types import MappingProxyType
 
 import numpy as np
 from numpy.typing import ArrayLike
 
-from distilkit.errors import ConfigError
+from distilkit.tasks.registry import TaskSpec
 
 logger = logging.getLogger(__name__)
 
 
-# ---------------------------------------------------------------------------------------------
-# Task table
-# ---------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class TaskMetrics:
-    """Which metrics a task reports (`metrics`, in order) and which of them average into its main score."""
-
-    metrics: tuple[str, ...]
-    main: tuple[str, ...]
-
-
-# Main score = mean of `main`, the GLUE convention (Wang et al. 2019, §3 / leaderboard): MRPC and QQP
-# average F1 and accuracy, STS-B averages Pearson and Spearman; every other task has one metric.
-TASK_METRICS: Mapping[str, TaskMetrics] = MappingProxyType(
-    {
-        "cola": TaskMetrics(("matthews",), ("matthews",)),
-        "sst2": TaskMetrics(("accuracy",), ("accuracy",)),
-        "mrpc": TaskMetrics(("f1", "accuracy"), ("f1", "accuracy")),
-        "stsb": TaskMetrics(("pearson", "spearman"), ("pearson", "spearman")),
-        "qqp": TaskMetrics(("f1", "accuracy"), ("f1", "accuracy")),
-        "mnli": TaskMetrics(("accuracy",), ("accuracy",)),
-        "qnli": TaskMetrics(("accuracy",), ("accuracy",)),
-        "rte": TaskMetrics(("accuracy",), ("accuracy",)),
-        "wnli": TaskMetrics(("accuracy",), ("accuracy",)),
-        "squad": TaskMetrics(("exact_match", "f1"), ("f1",)),
-        "conll2003": TaskMetrics(("precision", "recall", "f1"), ("f1",)),
-        # The problem types of your own data (--train/--dev files or --dataset), scored like their benchmark:
-        # classification reports macro-F1 too, as class counts of own data are rarely balanced.
-        "classification": TaskMetrics(("accuracy", "macro_f1"), ("accuracy",)),
-        "regression": TaskMetrics(("pearson", "spearman", "mse"), ("pearson", "spearman")),
-        "token-classification": TaskMetrics(("precision", "recall", "f1"), ("f1",)),
-        "qa": TaskMetrics(("exact_match", "f1"), ("f1",)),
-    }
-)
-
-# Spellings accepted besides the canonical keys, after `squash_task_name` (lower-case, alphanumerics only).
-_TASK_ALIASES = MappingProxyType(
-    {
-        "sst": "sst2",
-        "sts": "stsb",
-        "mnlim": "mnli",
-        "mnlimatched": "mnli",
-        "mnlimm": "mnli",
-        "mnlimismatched": "mnli",
-        "squad1": "squad",
-        "squad11": "squad",
-        "squadv1": "squad",
-        "squadv11": "squad",
-        "conll": "conll2003",
-        "conll03": "conll2003",
-        "ner": "conll2003",
-        "textclassification": "classification",
-        "sequenceclassification": "classification",
-        "tokenclassification": "token-classification",
-        "token": "token-classification",
-        "questionanswering": "qa",
-        "extractiveqa": "qa",
-    }
-)
-
-
-def squash_task_name(name: str) -> str:
-    """Lower-case `name` and drop everything but letters and digits: "SST-2" → "sst2", "MNLI-mm" → "mnlimm"."""
-    return "".join(ch for ch in name.lower() if ch.isalnum())
-
-
-def canonical_task(name: str) -> str:
-    """The `TASK_METRICS` key for any accepted spelling of a task ("SST-2", "sts-b", "squad1.1", "ner", ...).
-    Raises ConfigError naming the valid tasks when `name` is unknown."""
-    key = squash_task_name(name)
-    key = _TASK_ALIASES.get(key, key)
-    if key not in TASK_METRICS:
-        raise ConfigError(f"unknown task {name!r} — choose one of: {', '.join(TASK_METRICS)}")
-    return key
-
-
-def main_score(task: str, metrics: Mapping[str, float]) -> float:
-    """The task's headline score: the mean of its `TASK_METRICS[task].main` entries in `metrics`.
-
-    GLUE convention: CoLA → Matthews; SST-2/MNLI/QNLI/RTE/WNLI → accuracy; MRPC/QQP → (F1 + accuracy)/2;
-    STS-B → (Pearson + Spearman)/2; SQuAD → F1; CoNLL-2003 → entity F1. The result keeps the scale of
-    `metrics` (fractions for GLUE/NER, percentages for SQuAD)."""
-    spec = TASK_METRICS[canonical_task(task)]
-    return float(np.mean([metrics[name] for name in spec.main]))
-
-
-def glue_metrics(task: str, predictions: ArrayLike, labels: ArrayLike) -> dict[str, float]:
-    """Every metric `TASK_METRICS` lists for a GLUE task (or own-data classification / regression), by name.
+def glue_metrics(spec: TaskSpec, predictions: ArrayLike, labels: ArrayLike) -> dict[str, float]:
+    """Every metric `spec.metrics` lists for a GLUE task (or own-data classification / regression), by name.
 
     predictions: (n,) class ids, or (n, num_labels) logits (argmax is taken); for STS-B and regression (n,) or
     (n, 1) scores. labels: (n,) gold class ids (floats for STS-B and regression)."""
-    key = canonical_task(task)
-    if key in ("squad", "conll2003", "qa", "token-classification"):
-        raise ValueError(f"{task} is not a GLUE task: use squad_metrics / entity_scores")
+    if spec.kind not in ("classification", "regression"):
+        raise ValueError(f"{spec.name} is not a GLUE task: use squad_metrics / entity_scores")
     predicted = np.asarray(predictions)
-    if key in ("stsb", "regression"):
+    if spec.kind == "regression":
         predicted = predicted.reshape(len(predicted), -1)[:, 0] if predicted.ndim == 2 else predicted
     elif predicted.ndim == 2:
         predicted = predicted.argmax(axis=-1)
@@ -138,12 +48,12 @@ def glue_metrics(task: str, predictions: ArrayLike, labels: ArrayLike) -> dict[s
         "macro_f1": macro_f1,
         "mse": mean_squared_error,
     }
-    return {name: functions[name](predicted, labels) for name in TASK_METRICS[key].metrics}
+    return {name: functions[name](predicted, labels) for name in spec.metrics}
 
 
 # ---------------------------------------------------------------------------------------------
 # Classification and regression (GLUE): scikit-learn and scipy.stats
-# (imported where used: they take about a second to import, and canonical_task needs neither)
+# (imported where used: they take about a second to import)
 # ---------------------------------------------------------------------------------------------
 
 
@@ -300,7 +210,7 @@ def squad_metrics(predictions: Mapping[str, str], references: Mapping[str, Seque
 
 
 # ---------------------------------------------------------------------------------------------
-# Entity-level NER scores (seqeval default mode = conlleval)
+# Token tags: span F1 (seqeval; default mode = conlleval) and word scores of plain tags (scikit-learn)
 # ---------------------------------------------------------------------------------------------
 
 
@@ -346,26 +256,73 @@ def extract_entities(tags: Sequence[str]) -> list[tuple[str, int, int]]:
     return entities
 
 
-def entity_scores(gold_tags: Sequence[Sequence[str]], predicted_tags: Sequence[Sequence[str]]) -> dict[str, float]:
-    """Micro-averaged entity-level {"precision", "recall", "f1"} in [0, 1] over sentences: seqeval's
-    precision_score / recall_score / f1_score in their default mode, which decodes entities as conlleval does
-    (the rules of `extract_entities`: IOB1 and IOB2 both work); an entity counts as correct only when its type,
-    start and end all match. gold_tags, predicted_tags: one tag sequence per sentence, equal lengths pairwise.
-    Each score is 0 when undefined. Raises ValueError on a length mismatch or a tag that is not O or X-TYPE."""
-    from seqeval import metrics
-
+def _paired_sentences(gold_tags: Sequence[Sequence[str]], predicted_tags: Sequence[Sequence[str]]) -> tuple[list, list]:
     if len(gold_tags) != len(predicted_tags):
         raise ValueError(f"{len(gold_tags)} gold sentences but {len(predicted_tags)} predicted")
     gold_lists, predicted_lists = [list(tags) for tags in gold_tags], [list(tags) for tags in predicted_tags]
     for index, (gold, predicted) in enumerate(zip(gold_lists, predicted_lists, strict=True)):
         if len(gold) != len(predicted):
             raise ValueError(f"sentence {index}: {len(gold)} gold tags but {len(predicted)} predicted")
-        for tag in (*gold, *predicted):
-            _split_tag(tag)  # seqeval would read a malformed tag ("PER") as some entity instead of failing
+    return gold_lists, predicted_lists
+
+
+def entity_scores(
+    gold_tags: Sequence[Sequence[str]], predicted_tags: Sequence[Sequence[str]], scheme: str | None = None
+) -> dict[str, float]:
+    """Micro-averaged entity-level {"precision", "recall", "f1"} in [0, 1] over sentences: seqeval's
+    precision_score / recall_score / f1_score. IOB1, IOB2 (and None): the default mode, which decodes entities as
+    conlleval does (the rules of `extract_entities`), as the CoNLL shared tasks score; BIOES: strict mode with
+    seqeval's IOBES scheme, where only a well-formed B-…E- or S- span counts. An entity counts as correct only when
+    its type, start and end all match. gold_tags, predicted_tags: one tag sequence per sentence, equal lengths
+    pairwise. Each score is 0 when undefined. Raises ValueError on a length mismatch or a tag that is not O or
+    X-TYPE."""
+    from seqeval import metrics
+
+    gold_lists, predicted_lists = _paired_sentences(gold_tags, predicted_tags)
+    for tag in (tag for tags in (*gold_lists, *predicted_lists) for tag in tags):
+        _split_tag(tag)  # seqeval would read a malformed tag ("PER") as some entity instead of failing
     if not any(gold_lists):
         return {"precision": 0.0, "recall": 0.0, "f1": 0.0}  # nothing to score (seqeval needs one tag)
+    mode: dict = {}
+    if scheme == "bioes":
+        from seqeval.scheme import IOBES
+
+        mode = {"mode": "strict", "scheme": IOBES}
     return {
-        "precision": float(metrics.precision_score(gold_lists, predicted_lists, zero_division=0)),
-        "recall": float(metrics.recall_score(gold_lists, predicted_lists, zero_division=0)),
-        "f1": float(metrics.f1_score(gold_lists, predicted_lists, zero_division=0)),
+        "precision": float(metrics.precision_score(gold_lists, predicted_lists, zero_division=0, **mode)),
+        "recall": float(metrics.recall_score(gold_lists, predicted_lists, zero_division=0, **mode)),
+        "f1": float(metrics.f1_score(gold_lists, predicted_lists, zero_division=0, **mode)),
     }
+
+
+def word_scores(
+    gold_tags: Sequence[Sequence[str]], predicted_tags: Sequence[Sequence[str]], labels: Sequence[str] | None = None
+) -> dict[str, float]:
+    """Plain tags (parts of speech, ...) scored per word over all sentences: {"accuracy": the fraction of words
+    whose tag is right (sklearn accuracy_score), "macro_f1": the unweighted mean of each tag's F1 (sklearn
+    f1_score(average="macro"), zero_division=0) over the tags in the gold or predicted words}. labels: the model's
+    tags; a predicted tag outside them (the "O" of a word cut by truncation) is a miss, not a class of the mean.
+    Both 0 with no word. Raises ValueError on a length mismatch."""
+    from sklearn.metrics import accuracy_score, f1_score
+
+    gold_lists, predicted_lists = _paired_sentences(gold_tags, predicted_tags)
+    gold = [tag for tags in gold_lists for tag in tags]
+    predicted = [tag for tags in predicted_lists for tag in tags]
+    if not gold:
+        return {"accuracy": 0.0, "macro_f1": 0.0}
+    classes = sorted(set(gold) | set(predicted))
+    if labels is not None:
+        classes = [tag for tag in classes if tag in set(labels) or tag in set(gold)]
+    return {
+        "accuracy": float(accuracy_score(gold, predicted)),
+        "macro_f1": float(f1_score(gold, predicted, labels=classes, average="macro", zero_division=0)),
+    }
+
+
+def tag_metrics(
+    spec: TaskSpec, gold_tags: Sequence[Sequence[str]], predicted_tags: Sequence[Sequence[str]]
+) -> dict[str, float]:
+    """The scores of a token task, by its tag scheme: `word_scores` for plain tags, else `entity_scores`."""
+    if spec.tag_scheme == "plain":
+        return word_scores(gold_tags, predicted_tags, spec.labels or None)
+    return entity_scores(gold_tags, predicted_tags, spec.tag_scheme)

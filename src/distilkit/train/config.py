@@ -4,10 +4,40 @@ problem with the flags collected into one error before any work starts."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from distilkit.errors import ConfigError
+from distilkit.train.schedule import Schedule, parse_schedule
 
 OBJECTIVES = ("mlm", "embedding")
+Scheduled = float | str  # a number (constant over the run) or a schedule's text: "4:1", "cosine:4:1" (schedule.py)
+
+
+def read_schedules(config: Any, fields: tuple[str, ...], problems: list[str]) -> dict[str, Schedule]:
+    """field → Schedule for each loss weight (≥ 0 throughout) and the temperature (> 0 throughout) named in
+    `fields`; what cannot be read or leaves its range becomes one entry of `problems`, the field left out."""
+    schedules = {}
+    for name in fields:
+        flag = "--" + name.replace("_", "-")
+        try:
+            schedule = parse_schedule(getattr(config, name), flag)
+        except ConfigError as error:
+            problems.append(str(error))
+            continue
+        low = schedule.bounds()[0]
+        if name == "temperature" and low <= 0:
+            problems.append(f"{flag} must be > 0 throughout the run, got {schedule}")
+        elif name != "temperature" and low < 0:
+            problems.append(f"{flag} must be ≥ 0 throughout the run, got {schedule}")
+        else:
+            schedules[name] = schedule
+    return schedules
+
+
+MLM_WEIGHTS = ("alpha_kl", "alpha_mlm", "alpha_cos")
+EMBEDDING_WEIGHTS = ("alpha_emb_mse", "alpha_emb_cos", "alpha_emb_sim")
+LAYER_WEIGHTS = ("alpha_hidden", "alpha_attention", "alpha_value_relation", "alpha_relation")  # either objective
+WEIGHT_FIELDS = (*MLM_WEIGHTS, *EMBEDDING_WEIGHTS, *LAYER_WEIGHTS)
 
 
 @dataclass(frozen=True)
@@ -17,20 +47,27 @@ class DistillConfig:
     data: str
     out: str
     objective: str = "mlm"  # mlm: DistilBERT's triple loss; embedding: a sentence-embedding teacher's embeddings
-    # Loss weights and temperature: DistilBERT release (train.py / distillation README). ce/mlm/cos: mlm objective.
-    alpha_ce: float = 5.0  # soft-target KL on the teacher's MLM distribution
-    alpha_mlm: float = 2.0  # masked-LM cross-entropy on the hard targets
-    alpha_cos: float = 1.0  # cosine loss on the last hidden states
-    alpha_hidden: float = 0.0  # MSE on mapped intermediate hidden states (TinyBERT)
-    alpha_attention: float = 0.0  # KL between attention distributions (MiniLM)
+    # Loss weights and temperature: a number, or a schedule over the run ("5:1", "cosine:5:1"; train/schedule.py).
+    # Defaults: DistilBERT release (train.py / distillation README). kl/mlm/cos: mlm objective.
+    alpha_kl: Scheduled = 5.0  # soft-target KL on the teacher's MLM distribution (DistilBERT's alpha_ce)
+    alpha_mlm: Scheduled = 2.0  # masked-LM cross-entropy on the hard targets
+    alpha_cos: Scheduled = 1.0  # cosine loss on the last hidden states (through the projection if narrower)
+    alpha_hidden: Scheduled = 0.0  # MSE on mapped intermediate hidden states (TinyBERT; W_h if narrower)
+    alpha_attention: Scheduled = 0.0  # KL between attention distributions (MiniLM; equal head counts)
+    alpha_value_relation: Scheduled = 0.0  # KL between value relations (MiniLM v1; equal head counts)
+    alpha_relation: Scheduled = 0.0  # q-q + k-k + v-v self-attention relation KLs (MiniLMv2; any widths, heads)
     # Embedding objective: MSE to the teacher's sentence vectors (Reimers & Gurevych 2020) plus cosine. Equal
     # weights: on all-MiniLM-L6-v2, cosine alone and MSE + cosine gave the same STS-B (benchmarks/results).
-    alpha_emb_mse: float = 1.0  # MSE between pooled sentence vectors (before L2 normalisation)
-    alpha_emb_cos: float = 1.0  # 1 − cosine between the sentence embeddings
-    alpha_emb_sim: float = 0.0  # MSE between in-batch cosine-similarity matrices (relational KD)
-    temperature: float = 2.0
+    alpha_emb_mse: Scheduled = 1.0  # MSE between pooled sentence vectors (before L2 normalisation)
+    alpha_emb_cos: Scheduled = 1.0  # 1 − cosine between the sentence embeddings
+    alpha_emb_sim: Scheduled = 0.0  # MSE between in-batch cosine-similarity matrices (relational KD)
+    temperature: Scheduled = 2.0
     layer_map: str | None = None  # hidden-state pairs "s:t,...", default: each student layer ↔ its source layer
     attention_map: str | None = None  # attention layer pairs "s:t,...", default: last ↔ last (MiniLM)
+    relation_map: str | None = None  # relation layer pairs "s:t,..." (1-based), default: last ↔ last (MiniLMv2)
+    # MiniLMv2 (Wang et al. 2021) §4 uses 48 relation heads for base-size teachers (64 for large); None: 48 when it
+    # divides both widths (768, 384, 192, ...), else the largest count below 48 that does.
+    relation_heads: int | None = None
     # Masking: BERT's 15% with 80/10/10, DistilBERT's frequency smoothing 0.7.
     mlm_prob: float = 0.15
     mask_frac: float = 0.8
@@ -62,19 +99,12 @@ class DistillConfig:
         problems = []
         if self.objective not in OBJECTIVES:
             problems.append(f"--objective must be one of {', '.join(OBJECTIVES)}, got '{self.objective}'")
-        weights = [self.alpha_ce, self.alpha_mlm, self.alpha_cos, self.alpha_hidden, self.alpha_attention]
-        weights += [self.alpha_emb_mse, self.alpha_emb_cos, self.alpha_emb_sim]
-        if any(w < 0 for w in weights):
-            problems.append("loss weights must be ≥ 0")
-        used = (
-            (self.alpha_emb_mse, self.alpha_emb_cos, self.alpha_emb_sim)
-            if self.objective == "embedding"
-            else weights[:3]
-        )
-        if all(w == 0 for w in (*used, self.alpha_hidden, self.alpha_attention)):
+        schedules = read_schedules(self, (*WEIGHT_FIELDS, "temperature"), problems)
+        used = EMBEDDING_WEIGHTS if self.objective == "embedding" else MLM_WEIGHTS
+        if all(name in schedules and schedules[name].bounds()[1] == 0 for name in (*used, *LAYER_WEIGHTS)):
             problems.append("every loss weight is 0 — nothing to train")
-        if self.temperature <= 0:
-            problems.append("--temperature must be > 0")
+        if self.relation_heads is not None and self.relation_heads < 1:
+            problems.append("--relation-heads must be ≥ 1")
         if not 0 < self.mlm_prob < 1:
             problems.append("--mlm-prob must be in (0, 1)")
         if self.mask_frac < 0 or self.random_frac < 0 or self.mask_frac + self.random_frac > 1:
@@ -94,3 +124,8 @@ class DistillConfig:
             problems.append("--resume and --overwrite contradict each other")
         if problems:
             raise ConfigError("; ".join(problems))
+
+    def schedules(self) -> dict[str, Schedule]:
+        """Each loss term's weight schedule (term name → Schedule, "alpha_" dropped) and the temperature's."""
+        schedules = read_schedules(self, (*WEIGHT_FIELDS, "temperature"), [])
+        return {name.removeprefix("alpha_"): schedule for name, schedule in schedules.items()}

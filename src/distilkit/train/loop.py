@@ -1,117 +1,86 @@
-"""Shared training machinery: runtime (device, precision, processes), optimizer, schedule, one optimizer step.
+"""The one training loop of every command that runs an optimizer (distill, finetune, task-distill), top to bottom.
 
-Used by general distillation, fine-tuning and task distillation alike, so there is one way
-to clip, skip a non-finite step, schedule the learning rate and run under DDP.
+A command brings a `Recipe`: this process's micro-batches of a step and the loss of one micro-batch. The loop
+brings the rest — gradient accumulation, DDP, the non-finite guard, clipping, the learning-rate schedule, the
+time-budget pace, logging, checkpoints and exact resume — so every command gets all of it, the same way.
 """
 
 from __future__ import annotations
 
 import contextlib
-import logging
 import math
-import os
-import random
-from dataclasses import dataclass
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
 
-import numpy as np
 import torch
 from torch import nn
 
-from distilkit.errors import ConfigError
+from distilkit.errors import ConfigError, TrainingError
+from distilkit.runtime import (
+    Runtime,
+    make_grad_scaler,
+    rng_state,
+    set_rng_state,
+)
+from distilkit.train.checkpoint import Checkpointer
+from distilkit.train.records import FileLog, MemoryLog
 
-log = logging.getLogger(__name__)
-
-
-@dataclass
-class Runtime:
-    """Where and how this process trains. Built once from the environment torchrun/accelerate set."""
-
-    device: torch.device
-    rank: int = 0
-    world_size: int = 1
-    local_rank: int = 0
-    amp_dtype: torch.dtype | None = None  # None = full fp32
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
-    @property
-    def distributed(self) -> bool:
-        return self.world_size > 1
-
-    def autocast(self):
-        if self.amp_dtype is None:
-            return contextlib.nullcontext()
-        return torch.autocast(device_type=self.device.type, dtype=self.amp_dtype)
-
-    def all_reduce_sum(self, values: list[float]) -> list[float]:
-        """Sum a few numbers over processes (float64, so counts stay exact)."""
-        if not self.distributed:
-            return list(values)
-        import torch.distributed as dist
-
-        tensor = torch.tensor(values, dtype=torch.float64, device=self.device)
-        dist.all_reduce(tensor)
-        return tensor.tolist()
-
-    def barrier(self) -> None:
-        if self.distributed:
-            import torch.distributed as dist
-
-            dist.barrier()
-
-
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+CALIBRATION_STEPS = 5  # steps timed before a time-budgeted run first plans its length
 REPLAN_EVERY = 10  # steps between re-plans of a time-budgeted run: the pace drifts (a shared CPU, batches of
 # grouped lengths that differ in cost many times over)
 
 
-def setup_runtime(device: str = "auto", precision: str = "auto") -> Runtime:
-    """Read RANK/WORLD_SIZE/LOCAL_RANK (set by torchrun and ``accelerate launch``) and pick device and precision.
+class Recipe(Protocol):
+    """What a command brings to the loop (torchtune's recipes, cut down to the two things that differ)."""
 
-    precision "auto": bf16 autocast on a GPU that supports it, else fp32 (CPU bf16 is only
-    faster on CPUs with AMX, so it is opt-in there).
-    """
-    if precision not in PRECISIONS:
-        raise ConfigError(f"--precision must be one of {', '.join(PRECISIONS)}, got '{precision}'")
-    world_size = int(os.environ.get("WORLD_SIZE", "1"))
-    rank = int(os.environ.get("RANK", "0"))
-    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError("--device cuda was asked for but no CUDA GPU is available")
-    torch_device = torch.device(f"cuda:{local_rank}" if device == "cuda" else device)
-    if torch_device.type == "cuda":
-        torch.cuda.set_device(torch_device)
-    if world_size > 1:
-        import torch.distributed as dist
+    def micro_batches(self, step: int, total_steps: int) -> tuple[list[Any], dict[str, Any]]:
+        """This process's micro-batches of optimizer step `step` (0-based) of the run's `total_steps` (as planned
+        now: loss schedules read their value from both) — a pure function of (seed, step), so a resumed run takes
+        the batches the uninterrupted one would have — and numbers to log with the step."""
+        ...
 
-        if not dist.is_initialized():
-            dist.init_process_group(backend="nccl" if torch_device.type == "cuda" else "gloo")
-    amp_dtype = None
-    if precision == "bf16" or (precision == "auto" and torch_device.type == "cuda" and torch.cuda.is_bf16_supported()):
-        amp_dtype = torch.bfloat16
-    elif precision == "fp16":
-        if torch_device.type != "cuda":
-            raise ConfigError("--precision fp16 needs a CUDA GPU; use bf16 or fp32 on CPU")
-        amp_dtype = torch.float16
-    return Runtime(torch_device, rank, world_size, local_rank, amp_dtype)
+    def loss(self, model: nn.Module, batch: Any) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """(total, terms) of one micro-batch, each already its share of the whole step's loss (normalised by the
+        global batch's counts), so that summing over micro-batches and processes gives the step's loss."""
+        ...
 
 
-def shutdown_runtime(runtime: Runtime) -> None:
-    if runtime.distributed:
-        import torch.distributed as dist
+@dataclass
+class Settings:
+    """The training fields every command's config has (DistillConfig, FinetuneConfig, TaskDistillConfig)."""
 
-        if dist.is_initialized():
-            dist.destroy_process_group()
+    lr: float
+    weight_decay: float
+    warmup_ratio: float
+    max_grad_norm: float
+    max_steps: int | None
+    time_budget: float | None
+    seed: int
+    save_every: int
+    keep: int
+    log_every: int
+    max_bad_steps: int
+    resume: bool
+
+    @classmethod
+    def of(cls, config: Any) -> Settings:
+        return cls(**{name: getattr(config, name) for name in cls.__dataclass_fields__})
 
 
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % (2**32))
-    torch.manual_seed(seed)
+@dataclass
+class Trained:
+    """How training went: steps taken of those the epochs (or --max-steps) asked for, and the log kept in memory."""
+
+    steps: int
+    planned_steps: int
+    skipped_steps: int
+    stopped_early: bool
+    last_record: dict | None
+    records: list[dict] = field(default_factory=list)
 
 
 def build_optimizer(model: nn.Module, lr: float, weight_decay: float, eps: float = 1e-6) -> torch.optim.AdamW:
@@ -169,12 +138,6 @@ def steps_within_budget(step: int, elapsed: float, since_step: int, since_elapse
     return step + max(0, int((budget - elapsed) / max(pace, 1e-9)))
 
 
-def make_grad_scaler(runtime: Runtime) -> torch.amp.GradScaler | None:
-    if runtime.amp_dtype == torch.float16:
-        return torch.amp.GradScaler("cuda")
-    return None
-
-
 def optimizer_step(
     model: nn.Module,
     optimizer: torch.optim.Optimizer,
@@ -202,21 +165,138 @@ def optimizer_step(
     return grad_norm, stepped
 
 
-def rng_state() -> dict:
-    """Every random state the training step consumes (dropout uses torch's global generator)."""
-    state = {
-        "python": random.getstate(),
-        "numpy": np.random.get_state(legacy=False),
-        "torch": torch.get_rng_state(),
-    }
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
+def train(
+    model: nn.Module,
+    forward: nn.Module,
+    recipe: Recipe,
+    settings: Settings,
+    runtime: Runtime,
+    *,
+    planned_steps: int,
+    per_epoch: int,
+    checkpoints: Path,
+    plan: dict[str, Any],
+    records: MemoryLog | FileLog,
+    emit: Callable[[dict], None],
+    after_step: Callable[[int], dict | None] | None = None,
+    resume_required: bool = True,
+) -> Trained:
+    """Train `model` (what the optimizer, clipping and checkpoints own) with `recipe`, whose loss calls `forward`
+    (`model`'s forward, or its DistributedDataParallel wrapper). `plan` names what makes the batches (global batch,
+    seed, data): a resumed run must find the same, or it would not be exact. `after_step(step)` may return a record
+    to log (a learning-curve point). With --time-budget and no --max-steps the run times its pace and re-plans its
+    length (after CALIBRATION_STEPS, then every REPLAN_EVERY), never beyond `planned_steps`, so the learning rate
+    still decays to 0 as the budget runs out (a resumed run's budget starts again)."""
+    optimizer = build_optimizer(model, settings.lr, settings.weight_decay)
+    total_steps = planned_steps
+    scheduler = linear_schedule(optimizer, int(settings.warmup_ratio * total_steps), total_steps)
+    scaler = make_grad_scaler(runtime)
+    checkpointer = Checkpointer(checkpoints, keep=settings.keep)
+    step = skipped = 0
+    if settings.resume:
+        restored = resume(checkpointer, model, optimizer, scheduler, scaler, plan, resume_required)
+        state = restored[0] if restored else {}
+        step, skipped = state.get("step", 0), state.get("skipped_steps", 0)
+        total_steps = state.get("total_steps", total_steps)
+        records.restore(step, state.get("records"))
+        if restored:
+            emit({"event": "resumed", "step": step, "checkpoint": str(restored[1])})
+    elif runtime.is_main:
+        shutil.rmtree(checkpointer.root, ignore_errors=True)  # an earlier run's, replaced by --overwrite
+    runtime.barrier()
+
+    def save_checkpoint() -> None:
+        if runtime.is_main:
+            state = {**plan, "total_steps": total_steps, "skipped_steps": skipped, "records": records.state()}
+            path = checkpointer.save(step, model, optimizer, scheduler, scaler, rng_state(), state)
+            emit({"event": "checkpoint", "step": step, "path": str(path)})
+        runtime.barrier()
+
+    emit({"event": "start", "total_steps": total_steps, "step": step})
+    replans = settings.time_budget is not None and settings.max_steps is None
+    first_step, bad_streak, started, last_record, stopped = step, 0, time.monotonic(), None, False
+    pace_from, world = (step, 0.0), runtime.world_size
+    while step < total_steps:
+        # 1. This process's micro-batches of the step; forward and backward each, its loss its share of the step's.
+        batches, info = recipe.micro_batches(step, total_steps)
+        loss_sum, term_sums = 0.0, {}
+        for k, batch in enumerate(batches):
+            last = k == len(batches) - 1
+            with forward.no_sync() if runtime.distributed and not last else contextlib.nullcontext():
+                with runtime.autocast():
+                    loss, terms = recipe.loss(forward, batch)
+                scaled = loss * world  # DDP averages gradients over processes: ×world turns that back into the sum
+                (scaler.scale(scaled) if scaler is not None else scaled).backward()
+            loss_sum += float(loss.detach())
+            for name, value in terms.items():
+                term_sums[name] = term_sums.get(name, 0.0) + float(value.detach())
+        # 2. Clip and step (a non-finite gradient skips the update).
+        grad_norm, stepped = optimizer_step(model, optimizer, scheduler, scaler, settings.max_grad_norm)
+        epoch, step = step // per_epoch, step + 1
+        names = sorted(term_sums)
+        loss_value, *term_values = runtime.all_reduce_sum([loss_sum, *(term_sums[n] for n in names)])
+        bad_streak, skipped = (0, skipped) if stepped else (bad_streak + 1, skipped + 1)
+        elapsed = time.monotonic() - started
+        record = {
+            "step": step, "epoch": epoch, "loss": loss_value, "terms": dict(zip(names, term_values, strict=True)),
+            "lr": scheduler.get_last_lr()[0], "grad_norm": grad_norm, **info, "skipped": not stepped,
+            "elapsed": elapsed,
+        }  # fmt: skip
+        last_record = record
+        # 3. Re-plan a time-budgeted run, log, score, checkpoint.
+        if step == first_step + 1:
+            pace_from = (step, elapsed)  # the first step pays one-off costs: time from its end
+        since = step - first_step
+        if replans and step < total_steps and (since == CALIBRATION_STEPS or since % REPLAN_EVERY == 0):
+            fits = steps_within_budget(step, elapsed, *pace_from, settings.time_budget)
+            fits = int(runtime.all_reduce_sum([fits])[0] / world)  # every process agrees
+            total_steps = replan(scheduler, settings.warmup_ratio, total_steps, fits, step, planned_steps)
+        if step % settings.log_every == 0 or step == total_steps or not stepped:
+            records.write(record)
+        emit({"event": "step", **record, "total_steps": total_steps})
+        if bad_streak >= settings.max_bad_steps:
+            save_checkpoint()  # the weights are still the last good ones: non-finite steps were skipped
+            raise TrainingError(
+                f"{bad_streak} steps in a row had a non-finite loss or gradient (at step {step}) — lower --lr or "
+                f"check the data; the last good weights are in {checkpointer.root}"
+            )
+        if after_step is not None and step < total_steps and (point := after_step(step)) is not None:
+            records.write(point)
+        over_budget = settings.time_budget is not None and time.monotonic() - started > settings.time_budget
+        over_budget = runtime.all_reduce_sum([float(over_budget)])[0] > 0
+        if step % settings.save_every == 0 or step == total_steps or over_budget:
+            save_checkpoint()
+        if over_budget and step < total_steps:
+            stopped = True
+            emit({"event": "note", "message": f"time budget reached after {step} of {total_steps} steps"})
+            break
+    records.close()
+    if step < planned_steps and not stopped:
+        emit({"event": "note", "message": f"trained {step} of {planned_steps} planned steps within --time-budget"})
+    return Trained(step, planned_steps, skipped, step < planned_steps, last_record, records.records)
 
 
-def set_rng_state(state: dict) -> None:
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+def resume(
+    checkpointer: Checkpointer, model: nn.Module, optimizer: torch.optim.Optimizer, scheduler, scaler,
+    plan: dict[str, Any], required: bool,
+) -> tuple[dict, Path] | None:  # fmt: skip
+    """Restore the newest good checkpoint in place (weights, optimizer, schedule, scaler, RNG); returns its state
+    and folder, or None when there is none and `required` is False (the run starts from step 0)."""
+    path = checkpointer.latest_good()
+    if path is None:
+        if required:
+            raise ConfigError(f"no complete checkpoint in {checkpointer.root} to resume — run without --resume")
+        return None
+    rng, state = checkpointer.load(path, model, optimizer, scheduler, scaler)
+    changed = [name for name, value in plan.items() if state.get(name) != value]
+    if changed:
+        was = ", ".join(
+            f"{name.replace('_', ' ')} {state.get(name)} (now {plan[name]})" if "fingerprint" not in name
+            else "other data" for name in changed
+        )  # fmt: skip
+        raise ConfigError(
+            f"cannot resume exactly from {path}: it was made with {was} — use the same --batch-size × --grad-accum "
+            "× processes, --seed and data"
+        )
+    set_rng_state(rng)
+    return state, path

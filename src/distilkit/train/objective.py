@@ -3,8 +3,9 @@
 Two objectives: "mlm", DistilBERT's triple loss on masked text, and "embedding", the teacher's pooled
 sentence embeddings on unmasked text. Layer matches are data (lists of ``(student, teacher)`` index
 pairs), not code branches (TextBrewer's intermediate matches). Hidden-state indices count as
-transformers does: 0 is the embedding output, i is the output of layer i. Attention indices are
-1-based layers.
+transformers does: 0 is the embedding output, i is the output of layer i. Attention and relation
+indices are 1-based layers. Every weight and the temperature is a Schedule over the run; a step's
+values come from ``Objective.at``.
 """
 
 from __future__ import annotations
@@ -15,9 +16,10 @@ import torch
 from torch import nn
 
 from distilkit import losses
-from distilkit.errors import ConfigError
+from distilkit.errors import ConfigError, ModelError
 from distilkit.models.sentence import SentenceSpec, pool
 from distilkit.models.teacher import encoder_of, mlm_head_of
+from distilkit.train.schedule import Schedule, parse_schedule
 
 LayerPairs = list[tuple[int, int]]
 
@@ -36,19 +38,41 @@ def parse_layer_pairs(text: str | None, flag: str) -> LayerPairs | None:
     return pairs
 
 
+def _as_schedule(value: Schedule | float) -> Schedule:
+    return value if isinstance(value, Schedule) else parse_schedule(value)
+
+
+def attention_heads(config) -> int:
+    """The attention head count of a BERT/RoBERTa (num_attention_heads) or DistilBERT (n_heads) config."""
+    return int(getattr(config, "num_attention_heads", None) or config.n_heads)
+
+
 @dataclass(frozen=True)
 class Objective:
-    """The resolved loss: term weights, temperature, layer matches and, for embeddings, the pooling recipe."""
+    """The resolved loss: term weights and temperature (schedules over the run; a plain number is constant),
+    layer matches and, for embeddings, the pooling recipe."""
 
-    weights: dict[str, float]
-    temperature: float
+    weights: dict[str, Schedule | float]
+    temperature: Schedule | float
     hidden_pairs: LayerPairs = field(default_factory=list)
     attention_pairs: LayerPairs = field(default_factory=list)
     kind: str = "mlm"  # "mlm" or "embedding"
     sentence: SentenceSpec | None = None  # embedding objective: how the teacher pools (and the student will)
+    relation_pairs: LayerPairs = field(default_factory=list)  # value_relation and relation terms, 1-based layers
+    relation_heads: int = 1  # MiniLMv2 relation heads: divides both widths
+
+    def __post_init__(self) -> None:  # a plain number is a constant schedule (hand-built objectives, tests)
+        object.__setattr__(self, "weights", {name: _as_schedule(w) for name, w in self.weights.items()})
+        object.__setattr__(self, "temperature", _as_schedule(self.temperature))
 
     def active(self, name: str) -> bool:
-        return self.weights.get(name, 0.0) > 0
+        """Whether the term's weight is above 0 at some point of the run."""
+        return name in self.weights and self.weights[name].bounds()[1] > 0
+
+    def at(self, step: int, total_steps: int) -> tuple[dict[str, float], float]:
+        """The active terms' weights and the temperature at optimizer step `step` (0-based) of `total_steps`."""
+        weights = {name: w.value(step, total_steps) for name, w in self.weights.items() if self.active(name)}
+        return weights, self.temperature.value(step, total_steps)
 
     @property
     def needs_masking(self) -> bool:
@@ -63,13 +87,66 @@ class Objective:
         return self.active("attention")
 
     @property
+    def compares_states(self) -> bool:
+        """Whether a term compares student and teacher vectors entry by entry: a narrower student then goes
+        through the loss projection (TinyBERT's W_h)."""
+        return any(self.active(name) for name in ("cos", "hidden", "emb_mse", "emb_cos"))
+
+    @property
+    def needs_qkv(self) -> bool:
+        return self.active("value_relation") or self.active("relation")
+
+    @property
     def pooling(self) -> tuple[str, ...] | None:
         """Pooling modes when a sentence-embedding term is on, else None."""
         wanted = self.active("emb_mse") or self.active("emb_cos") or self.active("emb_sim")
         return self.sentence.pooling if wanted and self.sentence is not None else None
 
-    def active_weights(self) -> dict[str, float]:
-        return {name: w for name, w in self.weights.items() if w > 0}
+    def active_weights(self) -> dict[str, str]:
+        """The active terms' weight schedules as text ("5", "5:1"), for the resolved config and the result."""
+        return {name: str(w) for name, w in self.weights.items() if self.active(name)}
+
+
+QKV_NAMES = (("query", "key", "value"), ("q_lin", "k_lin", "v_lin"))  # BERT/RoBERTa; DistilBERT
+
+
+def attention_projections(model: nn.Module, layer: int) -> tuple[nn.Module, nn.Module, nn.Module]:
+    """The query, key and value Linear modules of 1-based `layer`: ``encoder.layer[i].attention.self.query``
+    (BERT, RoBERTa), ``transformer.layer[i].attention.q_lin`` (DistilBERT) or ``attentions[i].q_lin`` (XLM)."""
+    encoder = encoder_of(model)
+    if hasattr(encoder, "attentions"):  # XLM layout (FlauBERT): one ModuleList per part of the layers
+        attention = encoder.attentions[layer - 1]
+    else:
+        stack = encoder.encoder.layer if hasattr(encoder, "encoder") else encoder.transformer.layer
+        attention = stack[layer - 1].attention
+    attention = getattr(attention, "self", attention)
+    for names in QKV_NAMES:
+        if all(hasattr(attention, name) for name in names):
+            return tuple(getattr(attention, name) for name in names)
+    raise ModelError(f"no query/key/value projections found in layer {layer} of {type(model).__name__}")
+
+
+class QKVCapture:
+    """Forward hooks on the query, key and value projections of some layers: after a forward pass, ``take()``
+    gives {layer: (queries, keys, values)}, each (B, L, d) — all heads concatenated, as the projections output
+    them (MiniLM's relations). Hooks exist only for an objective with relation terms: no cost otherwise."""
+
+    def __init__(self, model: nn.Module, layers: list[int]) -> None:
+        self.captured: dict[tuple[int, int], torch.Tensor] = {}
+        self.layers = sorted(set(layers))
+        for layer in self.layers:
+            for kind, module in enumerate(attention_projections(model, layer)):
+                module.register_forward_hook(self._keep(layer, kind))
+
+    def _keep(self, layer: int, kind: int):
+        def hook(module: nn.Module, inputs: tuple, output: torch.Tensor) -> None:
+            self.captured[layer, kind] = output
+
+        return hook
+
+    def take(self) -> dict[int, tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+        qkv = {layer: tuple(self.captured.pop((layer, kind)) for kind in range(3)) for layer in self.layers}
+        return qkv  # type: ignore[return-value]
 
 
 class EncoderWithHead(nn.Module):
@@ -81,14 +158,17 @@ class EncoderWithHead(nn.Module):
     """
 
     def __init__(
-        self, model: nn.Module, pooling: tuple[str, ...] | None = None, projection: nn.Linear | None = None
-    ) -> None:
+        self, model: nn.Module, pooling: tuple[str, ...] | None = None, projection: nn.Linear | None = None,
+        qkv_layers: list[int] | None = None,
+    ) -> None:  # fmt: skip
         super().__init__()
         self.model = model
         self.encoder = encoder_of(model)
         self.head = mlm_head_of(model)
         self.pooling = pooling
         self.projection = projection
+        self.qkv = QKVCapture(model, qkv_layers) if qkv_layers else None
+        self.heads = attention_heads(model.config)
 
     def _to_teacher_width(self, states: torch.Tensor) -> torch.Tensor:
         """(..., k·d_s) → (..., k·d_t): P applied to each of the k concatenated d_s-wide blocks."""
@@ -105,7 +185,9 @@ class EncoderWithHead(nn.Module):
         all_hidden: bool,
         attentions: bool,
     ) -> dict[str, torch.Tensor | tuple | None]:
-        """input_ids, attention_mask: (B, L). masked_rows: (n_masked,) indices into the flattened B·L."""
+        """input_ids, attention_mask: (B, L). masked_rows: (n_masked,) indices into the flattened B·L.
+        Returns last/hidden (in the teacher's width when projected), attentions, logits (masked rows), pooled,
+        qkv ({layer: (q, k, v)} of the hooked layers, or None) and heads (this model's attention heads)."""
         out = self.encoder(
             input_ids=input_ids,
             attention_mask=attention_mask,
@@ -123,7 +205,9 @@ class EncoderWithHead(nn.Module):
         if self.projection is not None:
             last = self._to_teacher_width(last)
             hidden = tuple(self._to_teacher_width(h) for h in hidden) if hidden is not None else None
-        return {"last": last, "hidden": hidden, "attentions": out.attentions, "logits": logits, "pooled": pooled}
+        qkv = self.qkv.take() if self.qkv is not None else None
+        return {"last": last, "hidden": hidden, "attentions": out.attentions, "logits": logits, "pooled": pooled,
+                "qkv": qkv, "heads": self.heads}  # fmt: skip
 
 
 def _query_rows(attention: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -138,6 +222,7 @@ def compute_terms(
     attention_mask: torch.Tensor,
     mlm_labels: torch.Tensor | None,
     normalizers: dict[str, float],
+    temperature: float | None = None,
 ) -> dict[str, torch.Tensor]:
     """The unweighted loss terms of one micro-batch, each normalised by the *global* row count.
 
@@ -148,13 +233,16 @@ def compute_terms(
     before L2 normalisation (so it also pins their scale), emb_cos = Σ_rows (1 − cos(s, t)) /
     n_sequences (scale-free: the same on the normalised embeddings), emb_sim = Σ_rows mean_j of the
     squared gap between the student's and the teacher's cosine similarities to the other sentences of
-    the micro-batch / n_sequences.
+    the micro-batch / n_sequences. The layer terms (hidden, attention, value_relation, relation) are summed over
+    their layer pairs and divided by n_tokens · n_pairs; relation sums the q-q, k-k and v-v KLs (MiniLMv2).
+    temperature: the step's (default: the schedule's start).
     """
     tokens = attention_mask.bool()
     terms: dict[str, torch.Tensor] = {}
     if objective.active("kl"):
+        temperature = objective.temperature.start if temperature is None else temperature
         terms["kl"] = losses.soft_target_kl(
-            student_out["logits"], teacher_out["logits"], objective.temperature, normalizers["masked"]
+            student_out["logits"], teacher_out["logits"], temperature, normalizers["masked"]
         )
     if objective.active("mlm"):
         terms["mlm"] = losses.masked_lm_ce(student_out["logits"], mlm_labels, normalizers["masked"])
@@ -184,4 +272,27 @@ def compute_terms(
             )
             for s, t in objective.attention_pairs
         )
+    if objective.active("value_relation"):
+        n = normalizers["tokens"] * len(objective.relation_pairs)
+        terms["value_relation"] = sum(
+            losses.value_relation_kl(
+                _by_head(student_out["qkv"][s][2], student_out["heads"]),
+                _by_head(teacher_out["qkv"][t][2], teacher_out["heads"]),
+                attention_mask,
+                n,
+            )
+            for s, t in objective.relation_pairs
+        )
+    if objective.active("relation"):
+        n = normalizers["tokens"] * len(objective.relation_pairs)
+        terms["relation"] = sum(
+            losses.attention_relation_kl(student, teacher, attention_mask, objective.relation_heads, n)
+            for s, t in objective.relation_pairs
+            for student, teacher in zip(student_out["qkv"][s], teacher_out["qkv"][t], strict=True)
+        )
     return terms
+
+
+def _by_head(states: torch.Tensor, heads: int) -> torch.Tensor:
+    """(B, L, heads·d_head) → (B, heads, L, d_head): a layer's values split into its own attention heads."""
+    return states.unflatten(-1, (heads, -1)).transpose(1, 2)

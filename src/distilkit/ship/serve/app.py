@@ -1,62 +1,80 @@
-"""The HTTP server: POST /predict, GET /health, GET /info, and the side-by-side demo page at /.
+"""The HTTP server: POST /predict, GET /health, GET /info, /openapi.json and /docs, and the demo page at /.
 
-Every request is validated before it reaches a model (size, UTF-8, JSON shape, empty or over-long text); a
-bad one gets a 4xx with {"error": "..."}, and an unexpected failure a 500 with the same shape — the server
-keeps running either way.
+Every request is validated before it reaches a model (`serve.requests`); a bad one gets a 4xx with
+{"error": "..."}, and an unexpected failure a 500 with the same shape — the server keeps running either way.
 """
 
+# No `from __future__ import annotations`: FastAPI reads the routes' annotations (Request, imported in
+# create_app) at runtime.
 import contextlib
-import json
 import logging
+import math
 import os
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from distilkit.errors import ConfigError
+from distilkit.ship.serve.backends import BACKENDS
+from distilkit.ship.serve.requests import PREDICT_BODY, PREDICT_RESPONSES, ApiError, parse_request, read_json
 
 log = logging.getLogger(__name__)
 
 SERVE_INSTALL = 'pip install "distilkit[serve]"'
 STATIC = Path(__file__).resolve().parent / "static"
-BACKENDS = ("auto", "torch", "onnx")
 
 
 @dataclass(frozen=True)
 class ServeConfig:
-    student: str
+    student: str  # a model folder (its int8 export, in it or next to it, is found) or an export folder
     teacher: str | None = None  # shown next to the student on the demo page
     host: str = "127.0.0.1"  # loopback: exposing a model to the network is the user's explicit choice
     port: int = 8000
-    backend: str = "auto"  # auto: ONNX Runtime (int8 first) for an export folder, else PyTorch
+    backend: str = "auto"  # auto: int8 ONNX export when there is one (and onnxruntime), else PyTorch
     max_len: int = 128  # tokens per text; longer texts are truncated (QA models use 384-token windows)
     max_chars: int = 5000  # longer texts are refused with 422
     max_texts: int = 64  # texts per request
     max_body_bytes: int = 1 << 20  # larger bodies are refused with 413
-    max_batch: int = 32  # micro-batch size (the batch the bench measures throughput at)
-    max_wait_ms: float = 5.0  # how long a batch's first request waits for company
+    max_batch: int = 32  # rows per forward (the batch the bench measures throughput at)
+    max_wait_ms: float = 5.0  # how long a batch's first request waits for company (0: never)
     threads: int = 0  # intra-op threads per model (0 = every core)
 
     def __post_init__(self) -> None:
         problems = []
         if self.backend not in BACKENDS:
-            problems.append(f"--backend must be one of {', '.join(BACKENDS)}")
+            problems.append(f"--backend must be one of {', '.join(BACKENDS)}, got '{self.backend}'")
         if not 0 <= self.port <= 65535:
-            problems.append("--port must be in 0..65535")
-        if min(self.max_len, self.max_chars, self.max_texts, self.max_body_bytes, self.max_batch) < 1:
-            problems.append("--max-len, --max-chars, --max-texts, --max-body-bytes and --max-batch must be ≥ 1")
-        if self.max_wait_ms < 0 or self.threads < 0:
-            problems.append("--max-wait-ms and --threads must be ≥ 0")
+            problems.append(f"--port must be in 0..65535, got {self.port}")
+        for name in ("max_len", "max_chars", "max_texts", "max_body_bytes", "max_batch"):
+            if getattr(self, name) < 1:
+                problems.append(f"--{name.replace('_', '-')} must be ≥ 1, got {getattr(self, name)}")
+        if not (math.isfinite(self.max_wait_ms) and self.max_wait_ms >= 0):
+            problems.append(f"--max-wait-ms must be ≥ 0 (0: never wait for company), got {self.max_wait_ms}")
+        if self.threads < 0:
+            problems.append(f"--threads must be ≥ 0 (0 = every core), got {self.threads}")
         if problems:
             raise ConfigError("; ".join(problems))
 
 
-class ApiError(Exception):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status, self.message = status, message
+class StartupPhases:
+    """Start-up phases and their durations, in order: what `serve` logs at start and /info shows."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    @contextlib.contextmanager
+    def __call__(self, name: str) -> Iterator[None]:
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] = round(time.perf_counter() - started, 3)
+
+    def summary(self) -> str:
+        phases = ", ".join(f"{name} {seconds:.2f} s" for name, seconds in self.seconds.items())
+        return f"{phases} (total {sum(self.seconds.values()):.2f} s)"
 
 
 def _require_fastapi():
@@ -67,7 +85,24 @@ def _require_fastapi():
     return fastapi
 
 
-def create_app(config: ServeConfig, predictors: dict[str, Any] | None = None):
+def load_predictors(config: ServeConfig, phases: StartupPhases | None = None) -> dict[str, Any]:
+    """name → Predictor for config.student and config.teacher, each loaded and warmed up (timed in ``phases``)."""
+    from distilkit.ship.serve.predictor import load_predictor
+
+    phases = phases or StartupPhases()
+    predictors = {}
+    for name, folder in (("student", config.student), ("teacher", config.teacher)):
+        if folder:
+            with phases(f"load {name}"):
+                predictors[name] = load_predictor(
+                    name, folder, config.backend, config.max_len, config.threads, max_rows=config.max_batch
+                )
+            with phases(f"warm-up {name}"):
+                predictors[name].warm_up()
+    return predictors
+
+
+def create_app(config: ServeConfig, predictors: dict[str, Any] | None = None, phases: StartupPhases | None = None):
     """The FastAPI app. ``predictors`` (name → Predictor) defaults to loading config.student and config.teacher."""
     _require_fastapi()
     from fastapi import FastAPI, Request
@@ -76,16 +111,11 @@ def create_app(config: ServeConfig, predictors: dict[str, Any] | None = None):
     from starlette.exceptions import HTTPException
 
     from distilkit.ship.serve.batching import MicroBatcher
-    from distilkit.ship.serve.predictor import load_predictor
 
+    phases = phases or StartupPhases()
     if predictors is None:
-        predictors = {
-            "student": load_predictor("student", config.student, config.backend, config.max_len, config.threads)
-        }
-        if config.teacher:
-            predictors["teacher"] = load_predictor(
-                "teacher", config.teacher, config.backend, config.max_len, config.threads
-            )
+        predictors = load_predictors(config, phases)
+    building = time.perf_counter()
     batchers = {name: MicroBatcher(p.predict, config.max_batch, config.max_wait_ms) for name, p in predictors.items()}
 
     @contextlib.asynccontextmanager
@@ -94,8 +124,13 @@ def create_app(config: ServeConfig, predictors: dict[str, Any] | None = None):
         for batcher in batchers.values():
             await batcher.aclose()
 
-    app = FastAPI(title="distilkit", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
+    # /docs is our own page (static/docs.html): Swagger UI from its CDN, a plain endpoint list when offline.
+    app = FastAPI(
+        title="distilkit", summary="A distilled student (and its teacher) over HTTP.", docs_url=None,
+        redoc_url=None, lifespan=lifespan,
+    )  # fmt: skip
     app.state.predictors, app.state.batchers, app.state.config = predictors, batchers, config
+    app.state.startup = phases
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     @app.exception_handler(ApiError)
@@ -115,12 +150,19 @@ def create_app(config: ServeConfig, predictors: dict[str, Any] | None = None):
     async def index() -> FileResponse:
         return FileResponse(STATIC / "index.html", media_type="text/html")
 
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> FileResponse:
+        return FileResponse(STATIC / "docs.html", media_type="text/html")
+
     @app.get("/health")
     async def health() -> dict[str, Any]:
+        """The server is up; the models it serves."""
         return {"status": "ok", "models": list(predictors)}
 
     @app.get("/info")
     async def info() -> dict[str, Any]:
+        """Each model (kind, layers, parameters, the backend chosen and why, micro-batch statistics), the
+        request limits, and how long start-up took."""
         models = {
             name: {
                 **{k: v for k, v in p.info.items() if k not in ("inputs", "dir")},
@@ -130,13 +172,16 @@ def create_app(config: ServeConfig, predictors: dict[str, Any] | None = None):
             for name, p in predictors.items()
         }
         limits = {k: getattr(config, k) for k in ("max_chars", "max_texts", "max_body_bytes", "max_batch")}
-        return {"models": models, "limits": limits}
+        limits["max_wait_ms"] = config.max_wait_ms
+        startup = {"seconds": phases.seconds, "total": round(sum(phases.seconds.values()), 3)}
+        return {"models": models, "limits": limits, "startup": startup}
 
-    @app.post("/predict")
+    @app.post("/predict", openapi_extra={"requestBody": PREDICT_BODY}, responses=PREDICT_RESPONSES)
     async def predict(request: Request) -> JSONResponse:
+        """One text or a list (classification, token classification, embeddings), or question and context (QA)."""
         started = time.perf_counter()
         body = await read_json(request, config.max_body_bytes)
-        name, items = parse_request(body, predictors, config)
+        name, items = parse_request(body, predictors, config.max_texts, config.max_chars)
         try:
             predictions = await batchers[name].submit(items)
         except ConfigError as exc:
@@ -147,113 +192,47 @@ def create_app(config: ServeConfig, predictors: dict[str, Any] | None = None):
             "predictions": predictions, "latency_ms": 1e3 * (time.perf_counter() - started),
         })  # fmt: skip
 
+    phases.seconds["app"] = round(time.perf_counter() - building, 3)
     return app
 
 
-async def read_json(request, limit: int) -> Any:
-    """The request body as JSON: 413 above ``limit`` bytes (declared or streamed), 400 for non-UTF-8 or bad JSON."""
-    declared = request.headers.get("content-length")
-    if declared is not None and (not declared.isdigit() or int(declared) > limit):
-        raise ApiError(413, f"request body over the {limit}-byte limit")
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise ApiError(413, f"request body over the {limit}-byte limit")
-        chunks.append(chunk)
-    if not size:
-        raise ApiError(400, 'empty body — send JSON such as {"text": "..."}')
+def process_age() -> float | None:
+    """Seconds since this process started (Linux; None elsewhere): the Python and import time before serve()."""
     try:
-        text = b"".join(chunks).decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise ApiError(400, f"body is not valid UTF-8 (byte {exc.start})") from None
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ApiError(400, f"body is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})") from None
-    except RecursionError:
-        raise ApiError(400, "body is nested too deeply") from None
+        with open("/proc/self/stat", encoding="ascii") as stat, open("/proc/uptime", encoding="ascii") as uptime:
+            started_ticks = int(stat.read().rsplit(")", 1)[1].split()[19])
+            return float(uptime.read().split()[0]) - started_ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
 
 
-FIELDS = {"model", "text", "texts", "question", "context", "inputs"}
-
-
-def parse_request(body: Any, predictors: dict[str, Any], config: ServeConfig) -> tuple[str, list[Any]]:
-    """(model name, items) from a /predict body, or ApiError 422 naming the first problem."""
-    if not isinstance(body, dict):
-        raise ApiError(422, 'body must be a JSON object such as {"text": "..."} or {"texts": ["...", "..."]}')
-    unknown = sorted(set(body) - FIELDS)
-    if unknown:
-        raise ApiError(422, f"unknown field {unknown[0]!r} — use {', '.join(sorted(FIELDS))}")
-    name = body.get("model", "student")
-    if name not in predictors:
-        raise ApiError(422, f"model {name!r} is not loaded here (loaded: {', '.join(predictors)})")
-    qa = predictors[name].kind == "qa"
-    given = [key for key in ("text", "texts", "inputs", "question") if key in body]
-    if len(given) != 1 or ("context" in body) != ("question" in body):
-        shapes = (
-            '{"question": "...", "context": "..."} or {"inputs": [...]}' if qa else '{"text": ...} or {"texts": [...]}'
-        )
-        raise ApiError(422, f"give exactly one input: {shapes}")
-    if qa and given[0] in ("text", "texts"):
-        raise ApiError(422, "this is a question-answering model: send question and context")
-    if not qa and given[0] in ("question", "inputs"):
-        raise ApiError(422, 'this model takes text: send {"text": "..."} or {"texts": [...]}')
-    if given[0] in ("text", "question"):
-        raw = [body["text"]] if given[0] == "text" else [{"question": body["question"], "context": body["context"]}]
-    else:
-        raw = body[given[0]]
-        if not isinstance(raw, list) or not raw:
-            raise ApiError(422, f"{given[0]} must be a non-empty list")
-        if len(raw) > config.max_texts:
-            raise ApiError(422, f"{len(raw)} inputs in one request; the limit is {config.max_texts}")
-    items = [_item(value, index, qa, config.max_chars) for index, value in enumerate(raw)]
-    for index, item in enumerate(items):
-        problem = predictors[name].check(item)
-        if problem:
-            raise ApiError(422, f"input {index}: {problem}")
-    return name, items
-
-
-def _text(value: Any, what: str, max_chars: int) -> str:
-    if not isinstance(value, str):
-        raise ApiError(422, f"{what} must be a string, got {type(value).__name__}")
-    if not value.strip():
-        raise ApiError(422, f"{what} is empty")
-    if len(value) > max_chars:
-        raise ApiError(422, f"{what} has {len(value)} characters; the limit is {max_chars}")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise ApiError(422, f"{what} is not valid Unicode (a lone surrogate escape)") from None
-    return value
-
-
-def _item(value: Any, index: int, qa: bool, max_chars: int) -> Any:
-    if not qa:
-        return _text(value, f"text {index}", max_chars)
-    if not isinstance(value, dict) or set(value) != {"question", "context"}:
-        raise ApiError(422, f'input {index} must be {{"question": "...", "context": "..."}}')
-    return (
-        _text(value["question"], f"question {index}", max_chars),
-        _text(value["context"], f"context {index}", max_chars),
-    )
-
-
-def serve(config: ServeConfig, callback=None) -> None:
+def serve(config: ServeConfig, callback: Callable[[dict], None] | None = None) -> None:
     """Load the models and serve until interrupted (uvicorn, one process: the models live in its memory)."""
+    phases = StartupPhases()
+    age = process_age()
+    if age is not None:
+        phases.seconds["python and CLI start-up"] = round(age, 3)
     _require_fastapi()
-    import uvicorn
-
-    from distilkit.ship.bench import torch_threads
-
     emit = callback or (lambda event: None)
+
+    def note(message: str) -> None:
+        log.info(message)
+        emit({"event": "note", "message": message})
+
+    with phases("imports"):
+        import uvicorn
+
+        import distilkit.ship.serve.predictor  # noqa: F401  (torch, transformers: timed on their own)
+        from distilkit.ship.bench import torch_threads
+
     with torch_threads(config.threads or os.cpu_count() or 1):
-        app = create_app(config)
-        emit(
-            {
-                "event": "note",
-                "message": f"serving {', '.join(app.state.predictors)} on http://{config.host}:{config.port}",
-            }
+        app = create_app(config, phases=phases)
+        for name, predictor in app.state.predictors.items():
+            choice = predictor.info["backend_choice"]
+            note(f"{name}: {choice['chosen']} — {choice['reason']} (--backend {choice['asked']})")
+        note(f"start-up: {phases.summary()}")
+        note(
+            f"serving {', '.join(app.state.predictors)} on http://{config.host}:{config.port} "
+            f"(API: /docs, /openapi.json; micro-batches of ≤ {config.max_batch}, waiting ≤ {config.max_wait_ms:g} ms)"
         )
         uvicorn.run(app, host=config.host, port=config.port, log_level="warning", access_log=False)

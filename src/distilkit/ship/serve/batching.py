@@ -1,8 +1,9 @@
 """Server-side micro-batching: concurrent requests to one model are merged into one forward pass.
 
 The first waiting item opens a batch; the batch closes when it holds ``max_batch`` items or ``max_wait_ms``
-have passed. The model runs in one worker thread per model, so the event loop keeps accepting requests
-while a batch computes (what Triton's dynamic batcher and TorchServe's batch_size/max_batch_delay do).
+have passed (with 0 it never waits: it takes what is already queued, up to ``max_batch``, and runs). The model
+runs in one worker thread per model, so the event loop keeps accepting requests while a batch computes (what
+Triton's dynamic batcher and TorchServe's batch_size/max_batch_delay do).
 """
 
 from __future__ import annotations
@@ -19,12 +20,15 @@ class MicroBatcher:
     """``await submit(items)`` → one result per item, computed in batches shared with concurrent callers."""
 
     def __init__(self, predict: Callable[[list[Any]], list[Any]], max_batch: int = 32, max_wait_ms: float = 5.0):
+        if max_batch < 1 or not max_wait_ms >= 0:
+            raise ValueError(f"max_batch must be ≥ 1 and max_wait_ms ≥ 0, got {max_batch} and {max_wait_ms}")
         self.predict = predict
         self.max_batch = max_batch
         self.max_wait = max_wait_ms / 1e3
         self.batch_sizes: collections.deque[int] = collections.deque(maxlen=1000)  # recent batches, for /info
         self.batches = 0
         self.items = 0
+        self.waited = 0.0  # seconds batches were held open waiting for company (0 when max_wait_ms is 0)
         self._executor: concurrent.futures.ThreadPoolExecutor | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._queue: asyncio.Queue | None = None
@@ -59,12 +63,15 @@ class MicroBatcher:
                     batch.append(queue.get_nowait())
                     continue
                 remaining = deadline - loop.time()
-                if remaining <= 0:
+                if self.max_wait <= 0 or remaining <= 0:
                     break
+                waiting_since = loop.time()
                 try:
                     batch.append(await asyncio.wait_for(queue.get(), remaining))
                 except asyncio.TimeoutError:
                     break
+                finally:
+                    self.waited += loop.time() - waiting_since
             live = [(item, future) for item, future in batch if not future.done()]  # drop abandoned requests
             if not live:
                 continue
@@ -88,6 +95,7 @@ class MicroBatcher:
             "max_batch": self.max_batch, "max_wait_ms": 1e3 * self.max_wait, "batches": self.batches,
             "items": self.items, "largest_batch": max(recent, default=0),
             "mean_batch": sum(recent) / len(recent) if recent else 0.0,
+            "mean_wait_ms": 1e3 * self.waited / self.batches if self.batches else 0.0,
         }  # fmt: skip
 
     async def aclose(self) -> None:

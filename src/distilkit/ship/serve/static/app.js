@@ -21,6 +21,7 @@ function render(kind, prediction, second) {
     return `${prediction.label} (${(100 * prediction.score).toFixed(1)}%)`;
   }
   if (kind === "token-classification") {
+    if (!prediction.entities) return prediction.words.map((w) => `${w.text}/${w.tag}`).join(" ");
     if (!prediction.entities.length) return "no entities";
     return prediction.entities.map((e) => `${e.text} → ${e.label}`).join("\n");
   }

@@ -8,6 +8,7 @@ embedding objective and a student whose layers a probe on the training text pick
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -16,10 +17,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from distilkit.data.prepare import PrepareConfig, demo_corpus_path, prepare
-from distilkit.embeddings import count_parameters, embedding_fidelity, encode_seconds, load_sentence_model, read_lines
+from distilkit.data.prepare import PrepareConfig, prepare
+from distilkit.embeddings import count_parameters, embedding_fidelity, encode_seconds, load_sentence_model
 from distilkit.errors import ConfigError
-from distilkit.io import atomic_write_text, write_json
+from distilkit.io import atomic_write_text, demo_corpus_path, read_lines, write_json
 from distilkit.models.sentence import is_sentence_transformer
 from distilkit.models.student import InitStudentConfig, init_student
 from distilkit.models.teacher import DEFAULT_TEACHER, resolve_model_path
@@ -40,6 +41,9 @@ class QuickstartConfig:
     batch_size: int = 32
     lr: float = 1e-4
     heldout: int = 1000  # paragraphs held out for the fidelity comparison (never trained on)
+    # The GLUE root for the embedding suite (STS-B, MRPC, QNLI, SST-2: quality beyond the training text, #21);
+    # default: $DISTILKIT_SHARED_DATA/glue or ../shared/data/glue when there. Without it the suite is skipped.
+    eval_data: str | None = None
     seed: int = 56
     overwrite: bool = False
 
@@ -57,6 +61,8 @@ class QuickstartConfig:
             problems.append("--probe-samples must be ≥ 1")
         if self.corpus is not None and not Path(self.corpus).is_file():
             problems.append(f"corpus file not found: {self.corpus}")
+        if self.eval_data is not None and not Path(self.eval_data).is_dir():
+            problems.append(f"--eval-data folder not found: {self.eval_data} (the GLUE root, e.g. shared/data/glue)")
         if problems:
             raise ConfigError("; ".join(problems))
 
@@ -90,6 +96,45 @@ def compare(teacher_dir: str, student_dir: Path, texts: list[str], max_len: int)
         "student_bytes": size_on_disk(student_dir),
         "speedup": teacher_s / student_s,
     }
+
+
+SUITE_PAIRS, SUITE_PROBE_TRAIN = 1000, 2000  # a seeded sample per task: about a minute for three models on 2 cores
+
+
+def suite_root(config: QuickstartConfig) -> Path | None:
+    """Where the embedding suite's GLUE files are: --eval-data, else the shared data folder when it exists."""
+    if config.eval_data:
+        return Path(config.eval_data)
+    shared = os.environ.get("DISTILKIT_SHARED_DATA")
+    for candidate in [*([Path(shared) / "glue"] if shared else []), Path("../shared/data/glue")]:
+        if candidate.is_dir():
+            return candidate
+    return None
+
+
+def suite_comparison(root: Path | None, models: dict[str, str | Path], seed: int, emit: Callable) -> dict:
+    """The embedding suite's scores for the teacher and each student, and each student's retention per task and
+    mean — quality beyond the training text, where fidelity on held-out paragraphs only measures the training
+    domain. Tasks whose files are absent are skipped and said so; with no data at all, the reason."""
+    if root is None:
+        return {"skipped": "no evaluation data (pass --eval-data GLUE_ROOT or set DISTILKIT_SHARED_DATA)"}
+    from distilkit.embedding_suite import SuiteConfig, retentions, suite_tasks
+
+    tasks, skipped = suite_tasks(SuiteConfig(model=str(models["teacher"]), data=str(root), max_pairs=SUITE_PAIRS,
+                                             probe_train=SUITE_PROBE_TRAIN, seed=seed))  # fmt: skip
+    if not tasks:
+        return {"skipped": f"no task of the embedding suite has its files under {root}", "tasks_skipped": skipped}
+    scores = {}
+    for role, path in models.items():
+        model = load_sentence_model(path)
+        scores[role] = {name: score(model) for name, score in tasks.items()}
+        emit({"event": "stage", "stage": "suite", "message": f"{role}: "
+              + ", ".join(f"{name} {value:.1f}" for name, value in scores[role].items())})  # fmt: skip
+    result = {"data": str(root), "tasks": list(tasks), "tasks_skipped": skipped, "scores": scores}
+    for role in models:
+        if role != "teacher":
+            result[role] = retentions({"model": scores[role], "teacher": scores["teacher"]})
+    return result
 
 
 def quickstart(config: QuickstartConfig, callback: Callable[[dict], None] | None = None) -> dict:
@@ -137,6 +182,13 @@ def quickstart(config: QuickstartConfig, callback: Callable[[dict], None] | None
     )  # fmt: skip
     emit({"event": "stage", "stage": "compare", "message": "distilled student vs teacher"})
     after = compare(config.teacher, result.student_dir, heldout, config.max_len)
+    root = suite_root(config) if embedding else None
+    message = f"embedding suite on {root}" if root else "embedding suite skipped: no evaluation data"
+    emit({"event": "stage", "stage": "suite", "message": message})
+    suite = suite_comparison(root, {"teacher": config.teacher, "undistilled": init.out,
+                                    "distilled": result.student_dir}, config.seed, emit)  # fmt: skip
+    if not embedding:
+        suite = {"skipped": "the teacher is not a sentence-embedding model"}
     summary = {
         "config": asdict(config),
         "corpus": {"path": str(corpus), "sequences": stats["n_sequences"], "tokens": stats["n_tokens"]},
@@ -145,6 +197,7 @@ def quickstart(config: QuickstartConfig, callback: Callable[[dict], None] | None
         "distill": {"steps": result.steps, "terms": result.terms, "final_loss": result.final_loss},
         "before": before,
         "after": after,
+        "suite": suite,
         "student_dir": str(result.student_dir),
         "seconds": time.monotonic() - started,
     }

@@ -1,6 +1,6 @@
-"""The task training loop (train/task_loop.py) of finetune and task-distill: a run stopped part-way and resumed
-ends bit-identical to an uninterrupted one; accumulated micro-batches equal one large batch; the one-line errors
-of --resume."""
+"""finetune and task-distill through the one loop (train/loop.py, train/task_recipe.py): a run stopped part-way
+and resumed ends bit-identical to an uninterrupted one; accumulated micro-batches equal one large batch; the
+one-line errors of --resume."""
 
 from __future__ import annotations
 
@@ -17,8 +17,8 @@ import torch
 from safetensors.torch import load_file
 
 from distilkit.errors import ConfigError
-from distilkit.tasks.finetune import FinetuneConfig, finetune
-from distilkit.tasks.task_distill import TaskDistillConfig, task_distill
+from distilkit.train.finetune import FinetuneConfig, finetune
+from distilkit.train.task_distill import TaskDistillConfig, task_distill
 from tasks.tiny_tasks import FAST, base_encoder, conll_dir, one_thread, sst2_dir  # noqa: F401 (one_thread: autouse fixture)
 from tiny import make_model, torchrun
 

@@ -1,24 +1,23 @@
 """Your own labelled data for finetune, task-distill and evaluate: --train/--dev/--test files (CSV, TSV, JSON Lines,
 Parquet, CoNLL columns, SQuAD JSON) or a `datasets` dataset (--dataset NAME or a save_to_disk folder), read as the
 problem type --task names. Finds the columns, takes the label set from the training split (sorted; integers
-numerically), checks every label, and encodes a split chunk by chunk into flat feature arrays.
+numerically) and checks every label, yielding a split's examples chunk by chunk (tasks/data.py's `encode_split`
+turns them into flat feature arrays).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from distilkit.errors import ConfigError, DataError
-from distilkit.tasks import glue, ner, squad
-from distilkit.tasks.data import TaskData, TaskSpec, encode, own_data_only, sample_indices
-from distilkit.tasks.features import Features
-from distilkit.tasks.labels import LabelScan, class_label, label_list, score_label
-from distilkit.tasks.tables import CHUNK_ROWS, Batch, Table, open_table
+from distilkit.tasks.readers import glue, ner, squad
+from distilkit.tasks.readers.labels import LabelScan, class_label, label_list, score_label
+from distilkit.tasks.readers.schemes import SchemeScan, check_forced
+from distilkit.tasks.readers.tables import CHUNK_ROWS, Batch, ConllTable, Table, open_table
+from distilkit.tasks.registry import TaskSpec, canonical_split
 
 # Column names tried in order when no --*-column flag names one: those of HF datasets and the GLUE files.
 TEXT_COLUMNS = ("text", "sentence", "sentence1")
@@ -28,7 +27,6 @@ TOKEN_COLUMNS = ("tokens", "words")
 TAG_COLUMNS = ("tags", "ner_tags")
 QA_COLUMNS = ("id", "question", "context", "answers")  # HF squad rows; "title" is read when present
 SPLIT_FLAGS = {"train": "--train", "dev": "--dev", "test": "--test"}
-SPLIT_ALIASES = {"validation": "dev", "valid": "dev", "val": "dev"}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -43,6 +41,9 @@ class OwnDataFlags:
     text_column: str | None = None  # default: text, else sentence (sentence1 with a sentence2 pair); tokens
     text_pair_column: str | None = None  # default: text_pair, else sentence2; none found → single text
     label_column: str | None = None  # default: label; tags (or ner_tags) for token-classification
+    # token-classification: the tags — a CoNLL file's column index (0 = the word, 1 = CoNLL-2003's POS; default -1,
+    # the last) or the key/column of a JSONL, CSV, Parquet or dataset row (default tags, else ner_tags)
+    tag_column: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -62,7 +63,7 @@ class OwnData(OwnDataFlags):
         return {split: path for split, path in (("train", self.train), ("dev", self.dev), ("test", self.test)) if path}
 
 
-def source_problems(config: Any, task: str | None, splits: Sequence[str]) -> list[str]:
+def source_problems(config: Any, spec: TaskSpec | None, splits: Sequence[str]) -> list[str]:
     """What is wrong with a config's data flags: --data xor own files xor --dataset; the files `splits` needs."""
     own = OwnData(**{field.name: getattr(config, field.name, None) for field in fields(OwnData)})
     data = config.data
@@ -75,13 +76,18 @@ def source_problems(config: Any, task: str | None, splits: Sequence[str]) -> lis
         problems.append("no data: give --train and --dev files, --dataset NAME or folder, or --data (a benchmark)")
     if own.dataset_config and not own.dataset:
         problems.append("--dataset-config needs --dataset")
-    flags = [f"--{name.replace('_', '-')}" for name in ("text_column", "text_pair_column", "label_column")]
-    if data and any(getattr(own, name) for name in ("text_column", "text_pair_column", "label_column")):
+    columns = ("text_column", "text_pair_column", "label_column", "tag_column")
+    flags = [f"--{name.replace('_', '-')}" for name in columns]
+    if data and any(getattr(own, name) for name in columns):
         problems.append(f"{', '.join(flags)} apply to your own files or --dataset, not to --data")
-    if data and task is not None and own_data_only(task):
-        problems.append(f"--task {task} reads your own data: give --train/--dev files or --dataset, not --data")
+    if own.tag_column is not None and spec is not None and spec.kind != "token-classification":
+        problems.append(f"--tag-column names the tags of token classification, not of --task {config.task}")
+    if own.tag_column is not None and own.label_column is not None:
+        problems.append("--tag-column and --label-column both name the tag column: give one")
+    if data and spec is not None and spec.own_data_only:
+        problems.append(f"--task {config.task} reads your own data: give --train/--dev files or --dataset, not --data")
     if own.files:
-        splits = [SPLIT_ALIASES.get(split, split) for split in splits]
+        splits = [canonical_split(split) for split in splits]
         unknown = [split for split in splits if split not in SPLIT_FLAGS]
         missing = [split for split in splits if split in SPLIT_FLAGS and split not in own.files]
         if unknown:
@@ -108,9 +114,9 @@ class Columns:
 
 def open_split(own: OwnData, split: str, kind: str) -> Table | list:
     """The table of one split — or, for a SQuAD-format .json file, its questions read whole."""
-    split = SPLIT_ALIASES.get(split, split)
+    split = canonical_split(split)
     if own.dataset:
-        from distilkit.tasks.hub import dataset_table
+        from distilkit.tasks.readers.hub import dataset_table
 
         return dataset_table(own.dataset, own.dataset_config, split)
     path = own.files.get(split)
@@ -118,7 +124,7 @@ def open_split(own: OwnData, split: str, kind: str) -> Table | list:
         raise ConfigError(f"no {SPLIT_FLAGS.get(split, split)} FILE for the {split} split")
     if kind == "qa" and Path(path).suffix.lower() == ".json":
         return squad.read_squad(path)
-    return open_table(path, conll=kind == "token")
+    return open_table(path, conll=kind == "token-classification", tag_column=own.tag_column)
 
 
 def _pick(table: Table, flag_value: str | None, flag: str, candidates: Sequence[str]) -> str | None:
@@ -144,23 +150,24 @@ def resolve_columns(table: Table, own: OwnData, spec: TaskSpec, split: str) -> C
             raise DataError(f"{table.name}: no column {absent[0]!r} (found: {', '.join(table.columns)}) — question "
                             f"answering reads SQuAD-format JSON, or rows with {', '.join(QA_COLUMNS)}")  # fmt: skip
         return Columns("question", None, None)
-    if spec.kind == "token":
+    if spec.kind == "token-classification":
         tokens = _pick(table, own.text_column, "--text-column", TOKEN_COLUMNS)
-        tags = _pick(table, own.label_column, "--label-column", TAG_COLUMNS)
+        conll = isinstance(table, ConllTable)  # its --tag-column is a column index, applied when it was opened
+        flag = "--label-column" if own.label_column is not None else "--tag-column"
+        tags = _pick(table, None if conll else own.tag_column or own.label_column, flag, TAG_COLUMNS)
         if tokens is None:
             raise _missing(table, "token", TOKEN_COLUMNS, "--text-column")
         if tags is None:
-            raise _missing(table, "tag", TAG_COLUMNS, "--label-column")
+            raise _missing(table, "tag", TAG_COLUMNS, "--tag-column")
         return Columns(tokens, None, tags)
-    glue_task = glue.GLUE_TASKS.get(spec.name)
-    text_names = (glue_task.text_columns[:1] if glue_task else ()) + TEXT_COLUMNS
-    pair_names = (glue_task.text_columns[1:] if glue_task else ()) + PAIR_COLUMNS
-    label_names = ((glue_task.label_column,) if glue_task else ()) + LABEL_COLUMNS
+    text_names = spec.text_columns[:1] + TEXT_COLUMNS  # a GLUE task's own header names first
+    pair_names = spec.text_columns[1:] + PAIR_COLUMNS
+    label_names = ((spec.label_column,) if spec.label_column else ()) + LABEL_COLUMNS
     text = _pick(table, own.text_column, "--text-column", text_names)
     if text is None:
         raise _missing(table, "text", text_names, "--text-column")
     pair = _pick(table, own.text_pair_column, "--text-pair-column", pair_names)
-    if glue_task is not None and len(glue_task.text_columns) > 1 and pair is None:
+    if len(spec.text_columns) > 1 and pair is None:
         raise _missing(table, "text pair", pair_names, "--text-pair-column")
     label = _pick(table, own.label_column, "--label-column", label_names)
     if label is None and split != "test":
@@ -182,13 +189,10 @@ def _text(value: Any, where: str) -> str:
 def _sentence(tokens: Any, tags: Any, where: str) -> ner.NerSentence | None:
     if not isinstance(tokens, list) or not all(isinstance(token, str) for token in tokens):
         raise DataError(f"{where}: tokens should be a list of strings, got {type(tokens).__name__}")
-    if not isinstance(tags, list) or not all(isinstance(tag, str) for tag in tags):
-        raise DataError(f"{where}: tags should be a list of strings (O, B-PER, ...), got {type(tags).__name__}")
+    if not isinstance(tags, list) or not all(isinstance(tag, str) and tag.strip() for tag in tags):
+        raise DataError(f"{where}: tags should be a list of non-empty strings (B-PER, NNP, ...), got {tags!r:.60}")
     if len(tokens) != len(tags):
-        raise DataError(f"{where}: {len(tokens)} tokens but {len(tags)} tags")
-    bad = next((tag for tag in tags if not ner.is_tag(tag)), None)
-    if bad is not None:
-        raise DataError(f"{where}: {bad!r} is not an NER tag (O, or B-/I-/E-/S- and a type, e.g. B-PER)")
+        raise DataError(f"{where}: {len(tokens)} words but {len(tags)} tags — give one tag per word")
     return ner.NerSentence(tuple(tokens), tuple(tags)) if tokens else None
 
 
@@ -212,9 +216,15 @@ class Reader:
         self.source = open_split(own, split, spec.kind)
         self.spec, self.split, self.label_source = spec, split, label_source
         if isinstance(self.source, list):
-            self.columns, self.name = None, own.files[SPLIT_ALIASES.get(split, split)]
+            self.columns, self.name = None, own.files[canonical_split(split)]
         else:
             self.columns, self.name = resolve_columns(self.source, own, spec, split), self.source.name
+        # token tags: the scheme is detected from every sentence read (or each tag checked against a forced one)
+        self.schemes = SchemeScan(self.name) if spec.kind == "token-classification" and not spec.tag_scheme else None
+
+    def scheme(self) -> str | None:
+        """The tag scheme of what was read: the spec's (forced, or the training split's), else the one detected."""
+        return self.spec.tag_scheme or (self.schemes.scheme() if self.schemes is not None else None)
 
     def wanted(self) -> list[str]:
         if self.spec.kind == "qa":
@@ -239,10 +249,14 @@ class Reader:
             if kind == "qa":
                 examples.append(_qa_example({name: column[row] for name, column in values.items()}, place, self.name))
                 continue
-            if kind == "token":
+            if kind == "token-classification":
                 sentence = _sentence(values[columns.text][row], values[columns.label][row], where)
                 if sentence is None:
                     continue
+                if self.schemes is not None:
+                    self.schemes.add(sentence.tags, place)
+                else:
+                    check_forced(sentence.tags, self.spec.tag_scheme, where)
                 if scan is not None:
                     scan.add_tags(sentence.tags)
                 elif label_ids is not None:
@@ -299,78 +313,8 @@ def discover_labels(own: OwnData, spec: TaskSpec) -> list[str]:
 def final_labels(spec: TaskSpec, scan: LabelScan, name: str) -> list[str]:
     """Classes sorted (integers numerically), each checked (one kind per column, two classes at least); NER tags
     with "O" first, then sorted (as the CoNLL reader orders them)."""
-    if spec.kind == "token":
+    if spec.kind == "token-classification":
         if len(scan.ids) < 2:
             raise DataError(f"{name}: only one tag ({label_list(sorted(scan.ids))}) — nothing to learn")
         return ner.build_label_list([ner.NerSentence((), tuple(scan.ids))])
     return scan.labels()
-
-
-def encode_split(
-    spec: TaskSpec,
-    own: OwnData,
-    split: str,
-    tokenizer: Any,
-    max_len: int,
-    stride: int = 128,
-    train: bool = True,
-    sample: int | None = None,
-    seed: int = 42,
-    label_source: str = "training",
-    chunk_rows: int = CHUNK_ROWS,
-    keep: bool = False,
-) -> TaskData:
-    """Read and encode one split chunk by chunk into flat feature arrays (features.Features). Training splits
-    keep no example text (TaskData.examples is None) unless `keep`; evaluation splits keep their examples for
-    predictions. A classification or token spec without labels takes the split's own label set (the returned
-    TaskData.spec holds it), found in the same pass: rows are encoded with provisional ids, remapped at the end.
-    sample: a seeded sample of this many examples (the indices `data.subsample` would keep, in file order); a
-    first pass counts the examples (and finds the label set). label_source names where spec.labels came from in
-    the error for a label outside them ("training", "model's"). chunk_rows: rows read and tokenised at a time."""
-    reader = Reader(own, spec, split, label_source)
-    scan = None
-    if spec.kind in ("classification", "token") and not spec.labels:
-        scan = LabelScan(reader.name, reader.columns.label if reader.columns else "")
-    label_ids = {name: index for index, name in enumerate(spec.labels)} if spec.labels else None
-    keep_array = None
-    if sample is not None:
-        total = sum(len(chunk) for chunk in reader.chunks(label_ids, scan, size=chunk_rows))
-        keep_array = np.asarray(sample_indices(total, sample, seed), dtype=np.int64)
-        if scan is not None:  # the label set is known now: the encoding pass maps labels to their final ids
-            spec, scan = replace(spec, labels=tuple(final_labels(spec, scan, reader.name))), None
-            label_ids = {name: index for index, name in enumerate(spec.labels)}
-    parts, kept, post, first, count, pair = [], [], {}, 0, 0, False
-    for chunk in reader.chunks(label_ids if scan is None else scan.ids, scan, size=chunk_rows):
-        if keep_array is not None:
-            low, high = np.searchsorted(keep_array, [first, first + len(chunk)])
-            chunk, first = [chunk[index - first] for index in keep_array[low:high]], first + len(chunk)
-        if not chunk:
-            continue
-        encoded = encode(spec if scan is None else replace(spec, labels=tuple(scan.ids)), chunk, tokenizer, max_len,
-                         stride, train=train)  # fmt: skip
-        parts.append(encoded.features)
-        count, pair = count + len(chunk), encoded.has_pair
-        if keep or not train:
-            kept.extend(chunk)
-        if not train:
-            for name, values in encoded.post.items():
-                post.setdefault(name, []).extend(values)
-    if count == 0:
-        raise DataError(f"{reader.name or split} holds no examples")
-    features = Features.concat(parts, consume=True)
-    if scan is not None:
-        spec = replace(spec, labels=tuple(final_labels(spec, scan, reader.name)))
-        _remap_labels(features, scan.remap(spec.labels), kept)
-    examples = kept if keep or not train else None
-    return TaskData(spec, examples, features, post, num_examples=count, has_pair=pair)
-
-
-def _remap_labels(features: Features, lut: np.ndarray, examples: list) -> None:
-    """Provisional label ids → final ones, in the features (per row, or per token outside IGNORE_INDEX) and in
-    kept classification examples."""
-    values = features.rows["labels"] if "labels" in features.rows else features.tokens["labels"]
-    known = values != ner.IGNORE_INDEX
-    values[known] = lut[values[known]]
-    for index, example in enumerate(examples):
-        if isinstance(example, glue.Example) and example.label is not None:
-            examples[index] = glue.Example(example.text, example.text_pair, int(lut[example.label]))

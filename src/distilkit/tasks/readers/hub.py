@@ -9,18 +9,16 @@ from pathlib import Path
 from typing import Any
 
 from distilkit.errors import DataError
-from distilkit.tasks import glue, ner, squad
-from distilkit.tasks.metrics import canonical_task
-from distilkit.tasks.tables import DatasetTable
+from distilkit.tasks.readers import glue, ner, squad
+from distilkit.tasks.readers.schemes import resolve_scheme
+from distilkit.tasks.readers.tables import DatasetTable
+from distilkit.tasks.registry import TaskSpec, canonical_split
 
-# GLUE configs on the hub (nyu-mll/glue) name their text columns differently from the GLUE TSV headers.
-_GLUE_COLUMNS = {
-    "cola": ("sentence",), "sst2": ("sentence",), "mrpc": ("sentence1", "sentence2"),
-    "stsb": ("sentence1", "sentence2"), "qqp": ("question1", "question2"), "mnli": ("premise", "hypothesis"),
-    "qnli": ("question", "sentence"), "rte": ("sentence1", "sentence2"), "wnli": ("sentence1", "sentence2"),
-}  # fmt: skip
-_HUB_SPLITS = {"dev": "validation", "valid": "validation", "dev_matched": "validation_matched",
-               "dev_mismatched": "validation_mismatched"}  # fmt: skip
+
+def hub_split(split: str) -> str:
+    """The hub's name of a split: "dev" → "validation", "dev_matched" → "validation_matched"."""
+    key = canonical_split(split)
+    return "validation" + key[3:] if key == "dev" or key.startswith("dev_") else key
 
 
 def _datasets(flag: str) -> Any:
@@ -34,7 +32,7 @@ def _datasets(flag: str) -> Any:
 def _load(name: str, config: str | None, split: str) -> Any:
     datasets = _datasets(f"--data hf:{name}")
     try:
-        return datasets.load_dataset(name, config, split=_HUB_SPLITS.get(split, split))
+        return datasets.load_dataset(name, config, split=hub_split(split))
     except Exception as error:  # the hub raises many types (connection, missing config, ...)
         raise DataError(f"cannot load {name} ({config or 'default'}, {split}) from the hub: {error}") from None
 
@@ -43,7 +41,7 @@ def dataset_table(name: str, config: str | None, split: str) -> DatasetTable:
     """One split of --dataset: a `save_to_disk` folder (a DatasetDict with train/validation/test, or one Dataset
     as its train split) read offline with `load_from_disk`, else a hub dataset name."""
     datasets = _datasets(f"--dataset {name}")
-    wanted = _HUB_SPLITS.get(split, split)
+    wanted = hub_split(split)
     if Path(name).is_dir():
         try:
             loaded = datasets.load_from_disk(name)
@@ -67,31 +65,30 @@ def _label_names(dataset: Any, column: str) -> list[str] | None:
     return list(getattr(feature, "names", None) or []) or None
 
 
-def read_hub(task: str, name: str, split: str) -> list:
-    """Examples of `split` from hub dataset `name` ("NAME" or "NAME:CONFIG"; GLUE's config defaults to the task)."""
-    key = canonical_task(task)
+def read_hub(spec: TaskSpec, name: str, split: str) -> list:
+    """Examples of `split` from hub dataset `name` ("NAME" or "NAME:CONFIG"; GLUE's config defaults to the task).
+    GLUE rows are read from the task's `hub_columns`; labels are mapped to the task's label order by name."""
     name, _, config = name.partition(":")
-    if key == "squad":
+    if spec.benchmark == "squad":
         rows = _load(name, config or None, split)
         return [
             squad.SquadExample(row["id"], row["title"], row["context"], row["question"],
                                tuple(row["answers"]["text"]), tuple(row["answers"]["answer_start"]))
             for row in rows
         ]  # fmt: skip
-    if key == "conll2003":
+    if spec.benchmark == "conll":
         rows = _load(name, config or None, split)
-        names = _label_names(rows, "ner_tags")
+        column = spec.label_column or "ner_tags"
+        names = _label_names(rows, column) if column in rows.column_names else None
         if names is None:
-            raise DataError(f"{name}: column ner_tags has no label names")
-        return [
-            ner.NerSentence(tuple(row["tokens"]), tuple(ner.to_iob2([names[tag] for tag in row["ner_tags"]])))
-            for row in rows
-            if row["tokens"]
-        ]
-    spec = glue.get_glue_task(task)
-    split_key = glue.resolve_split(task, split) if split != "train" else split
-    rows = _load(name, config or key, split_key)
-    columns = _GLUE_COLUMNS[key]
+            raise DataError(f"{name}: no column {column} with label names (found: {', '.join(rows.column_names)})")
+        sentences = [ner.NerSentence(tuple(row["tokens"]), tuple(names[tag] for tag in row[column]))
+                     for row in rows if row["tokens"]]  # fmt: skip
+        scheme = resolve_scheme(((s.tags, f"row {i + 1}") for i, s in enumerate(sentences)), spec.tag_scheme, name)
+        return [ner.as_iob2(sentence, scheme) for sentence in sentences]
+    split_key = spec.file_split(split) if split != "train" else split
+    rows = _load(name, config or spec.name, split_key)
+    columns = spec.hub_columns
     missing = [column for column in (*columns, "label") if column not in rows.column_names]
     if missing:
         raise DataError(f"{name}: no column {missing[0]!r} (found: {', '.join(rows.column_names)})")
@@ -99,7 +96,7 @@ def read_hub(task: str, name: str, split: str) -> list:
     examples = []
     for row in rows:
         label = row["label"]
-        if spec.is_regression:
+        if spec.kind == "regression":
             label = float(label)
         elif label is None or label < 0:
             label = None  # GLUE test splits on the hub carry label -1

@@ -1,6 +1,7 @@
 """Task-specific distillation: train a student's task head and encoder on a task against a fine-tuned teacher's
-logits (soft targets at temperature T) plus the gold labels, optionally matching hidden states, and optionally
-on unlabeled in-domain text (--unlabeled) that only the teacher's soft targets label.
+logits (soft targets at temperature T) plus the gold labels, optionally matching hidden states (through a learned
+projection for a narrower student), and optionally on unlabeled in-domain text (--unlabeled) that only the
+teacher's soft targets label. Each weight and the temperature may follow a schedule over the run.
 
 The teacher's logits on the fixed training set are computed once per feature — the labelled ones the first time
 they are trained on, the unlabeled text up front — into a memory-mapped store on disk keyed by the teacher's
@@ -25,10 +26,18 @@ from distilkit import losses
 from distilkit.data.decontam import Exclusion, build_exclusion
 from distilkit.errors import ConfigError, ModelError
 from distilkit.models.student import LAYERS_CONFIG_KEY, spread_layers
-from distilkit.models.teacher import hidden_size, load_config, load_tokenizer, num_layers
-from distilkit.tasks.augment import augment
-from distilkit.tasks.data import TaskData, TaskSpec, labels_from_data, squad_article_split, task_spec
-from distilkit.tasks.finetune import (
+from distilkit.models.teacher import load_config, load_tokenizer, num_layers
+from distilkit.runtime import seed_everything, setup_runtime
+from distilkit.tasks.data import TaskData, is_unlabeled, with_unlabeled
+from distilkit.tasks.features import IGNORE_INDEX
+from distilkit.tasks.heads import build_head_model, forward, head_logits, load_head_model, read_task_info, task_loss
+from distilkit.tasks.readers.splits import HUB_PREFIX
+from distilkit.tasks.readers.squad import squad_article_split
+from distilkit.tasks.readers.unlabeled import read_unlabeled
+from distilkit.tasks.registry import TaskSpec
+from distilkit.train.augment import augment
+from distilkit.train.config import Scheduled, read_schedules
+from distilkit.train.finetune import (
     TaskResult,
     TaskTrainConfig,
     check_out,
@@ -37,13 +46,11 @@ from distilkit.tasks.finetune import (
     prepare_data,
     squad_split_info,
 )
-from distilkit.tasks.heads import build_head_model, forward, head_logits, load_head_model, read_task_info, task_loss
-from distilkit.tasks.logit_cache import NEG_LOGIT, default_cache_dir, effective_top_k, open_teacher_cache
-from distilkit.tasks.ner import IGNORE_INDEX
-from distilkit.tasks.unlabeled import is_unlabeled, read_unlabeled, with_unlabeled
-from distilkit.train import loop
+from distilkit.train.logit_cache import NEG_LOGIT, default_cache_dir, effective_top_k, open_teacher_cache
 from distilkit.train.objective import parse_layer_pairs
-from distilkit.train.task_loop import fit
+from distilkit.train.schedule import Schedule
+from distilkit.train.setup import load_projection
+from distilkit.train.task_recipe import fit
 
 log = logging.getLogger(__name__)
 
@@ -52,11 +59,14 @@ log = logging.getLogger(__name__)
 class TaskDistillConfig(TaskTrainConfig):
     teacher: str  # fine-tuned head model (distilkit finetune output or any matching transformers head model)
     student: str  # base encoder (init-student / distill output): its task head is built fresh
-    # 0.5/0.5 and T=2: the defaults of HF's run_squad_w_distillation.py (DistilBERT's task distillation).
-    alpha_kl: float = 0.5  # soft targets: KL·T² on the task logits (MSE to the teacher's score for STS-B)
-    alpha_hard: float = 0.5  # gold labels: cross-entropy (MSE for STS-B)
-    temperature: float = 2.0
-    alpha_hidden: float = 0.0  # MSE between mapped hidden states (TinyBERT §3.1); needs a live teacher pass
+    # 0.5/0.5 and T=2: the defaults of HF's run_squad_w_distillation.py (DistilBERT's task distillation). Each
+    # weight and the temperature: a number, or a schedule over the run ("4:1", "cosine:4:1"; train/schedule.py).
+    alpha_kl: Scheduled = 0.5  # soft targets: KL·T² on the task logits (MSE to the teacher's score for STS-B)
+    alpha_hard: Scheduled = 0.5  # gold labels: cross-entropy (MSE for STS-B)
+    temperature: Scheduled = 2.0
+    # MSE between mapped hidden states (TinyBERT §3.1), through the student's loss projection W_h when it is
+    # narrower (distilkit_projection.safetensors, trained with it, not saved); needs a live teacher pass.
+    alpha_hidden: Scheduled = 0.0
     layer_map: str | None = None  # "s:t,..." hidden-state pairs; default: each student layer ↔ its source layer
     cache_dir: str | None = None  # teacher-logit stores; default $DISTILKIT_CACHE_DIR or ~/.cache/distilkit/…
     cache_top_k: int | None = None  # keep each row's K largest teacher logits only (sparse KD); None: all of them
@@ -76,12 +86,9 @@ class TaskDistillConfig(TaskTrainConfig):
         problems += [f"--exclude path not found: {path}" for path in self.exclude if not Path(path).exists()]
         if self.exclude and not (self.unlabeled or self.augment):
             problems.append("--exclude filters --unlabeled and --augment rows: give one of them")
-        if min(self.alpha_kl, self.alpha_hard, self.alpha_hidden) < 0:
-            problems.append("--alpha-kl, --alpha-hard and --alpha-hidden must be ≥ 0")
-        if self.alpha_kl + self.alpha_hard + self.alpha_hidden == 0:
+        schedules = read_schedules(self, (*LOSS_WEIGHTS, "temperature"), problems)
+        if all(name in schedules and schedules[name].bounds()[1] == 0 for name in LOSS_WEIGHTS):
             problems.append("every loss weight is 0 — nothing to train")
-        if self.temperature <= 0:
-            problems.append("--temperature must be > 0")
         try:
             parse_layer_pairs(self.layer_map, "--layer-map")
         except ConfigError as error:
@@ -93,15 +100,23 @@ class TaskDistillConfig(TaskTrainConfig):
         for flag, used in (("--unlabeled", self.unlabeled is not None), ("--augment", self.augment > 0)):
             if not used:
                 continue
-            if self.alpha_kl == 0:
+            if "alpha_kl" in schedules and schedules["alpha_kl"].bounds()[1] == 0:
                 problems.append(f"{flag} needs --alpha-kl > 0: the teacher's soft targets are its only labels")
             try:
-                kind = task_spec(self.task).kind
+                kind = self.spec.kind
             except ConfigError:
                 kind = None  # reported by TaskTrainConfig
-            if kind in ("qa", "token"):
+            if kind in ("qa", "token-classification"):
                 problems.append(f"{flag} supports sequence classification and regression tasks, not {self.task}")
         return problems
+
+    def schedules(self) -> dict[str, Schedule]:
+        """Each loss term's weight schedule (kl, hard, hidden) and the temperature's."""
+        schedules = read_schedules(self, (*LOSS_WEIGHTS, "temperature"), [])
+        return {name.removeprefix("alpha_"): schedule for name, schedule in schedules.items()}
+
+
+LOSS_WEIGHTS = ("alpha_kl", "alpha_hard", "alpha_hidden")
 
 
 def soft_loss(
@@ -125,7 +140,7 @@ def soft_loss(
         student = student.masked_fill(~batch["attention_mask"].bool().unsqueeze(-1), NEG_LOGIT)
         start = losses.soft_target_kl(student[..., 0], teacher[..., 0], temperature)
         return (start + losses.soft_target_kl(student[..., 1], teacher[..., 1], temperature)) / 2
-    if spec.kind == "token":
+    if spec.kind == "token-classification":
         student = student[batch["labels"] != IGNORE_INDEX]
     if classes is not None:
         student = student.gather(-1, classes)
@@ -160,8 +175,6 @@ def hidden_pairs(config: TaskDistillConfig, student: nn.Module, teacher: nn.Modu
             raise ConfigError(
                 f"--layer-map pair {s}:{t} is out of range (student 0..{n_student}, teacher 0..{n_teacher})"
             )
-    if hidden_size(student.config) != hidden_size(teacher.config):
-        raise ModelError("teacher and student hidden sizes differ — --alpha-hidden needs them equal")
     return pairs
 
 
@@ -210,19 +223,19 @@ def task_distill(config: TaskDistillConfig, callback: Callable[[dict], None] | N
     emit = callback or (lambda event: None)
     started = time.monotonic()
     check_out(config)
-    runtime = loop.setup_runtime(config.device, config.precision)
+    runtime = setup_runtime(config.device, config.precision)
     if runtime.distributed:  # the teacher-logit cache has one writer
         raise ConfigError("task-distill runs in one process — launch it without torchrun")
-    teacher, teacher_spec = load_head_model(config.teacher, config.task)
+    teacher, teacher_spec = load_head_model(config.teacher, config.spec)
     teacher_tokenizer, tokenizer = load_tokenizer(config.teacher), load_tokenizer(config.student)
     check_pair(teacher_tokenizer, tokenizer, teacher, load_config(config.student))
     teacher_info = read_task_info(config.teacher) or {}
     heldout = None
-    if teacher_spec.kind == "qa" and config.data and not config.data.startswith("hf:"):
+    if teacher_spec.benchmark == "squad" and config.data and not config.data.startswith(HUB_PREFIX):
         split = teacher_info.get("squad_split")  # train on the teacher's articles: no held-out leakage
         heldout = split["heldout_titles"] if split else squad_article_split(
-            Path(config.data), config.squad_dev_fraction, config.seed)  # fmt: skip
-    labels = list(teacher_spec.labels) if labels_from_data(config.task) else None  # NER tags, own classes
+            teacher_spec, Path(config.data), config.squad_dev_fraction, config.seed)  # fmt: skip
+    labels = list(teacher_spec.labels) if teacher_spec.labels_from_data else None  # NER tags, own classes
     train, eval_data = prepare_data(config, tokenizer, labels, heldout, keep_text=config.augment > 0)
     spec, max_len = train.spec, config.resolved_max_len(train.spec)
     fit_data, parts, counts = training_set(config, train, tokenizer, max_len)
@@ -233,8 +246,12 @@ def task_distill(config: TaskDistillConfig, callback: Callable[[dict], None] | N
         message += f"; {' and '.join(parts_text)} inputs with the teacher's soft targets only"
     if counts["excluded_summary"]:
         message += "; " + counts["excluded_summary"]
-    loop.seed_everything(config.seed)  # the new head's init: --seed's, not the process's random start
+    seed_everything(config.seed)  # the new head's init: --seed's, not the process's random start
     student = build_head_model(config.student, spec)
+    schedules = config.schedules()
+    weights = {name: w for name, w in schedules.items() if name != "temperature" and w.bounds()[1] > 0}
+    pairs = hidden_pairs(config, student, teacher) if "hidden" in weights else []
+    projection = load_projection(config, teacher, student) if pairs else None  # W_h of a narrower student
     emit({"event": "stage", "stage": "data", "message": message})
     pad_id = tokenizer.pad_token_id or 0
     teacher.to(runtime.device).eval().requires_grad_(False)
@@ -248,8 +265,16 @@ def task_distill(config: TaskDistillConfig, callback: Callable[[dict], None] | N
             emit({"event": "note", "message": f"discarded the teacher-logit cache {store.folder}: {store.discarded}"})
     if config.cache_top_k and effective_top_k(spec, config.cache_top_k) is None:
         emit({"event": "note", "message": f"--cache-top-k {config.cache_top_k} keeps every logit of {spec.name}"})
-    pairs = hidden_pairs(config, student, teacher) if config.alpha_hidden > 0 else []
-    weights = {"kl": config.alpha_kl, "hard": config.alpha_hard, "hidden": config.alpha_hidden}
+
+    def step_values(step: int, total_steps: int) -> dict:
+        """The step's weights and temperature: applied by the loss, logged in train_log.jsonl."""
+        values = {"weights": {name: w.value(step, total_steps) for name, w in weights.items()}}
+        return values | ({"temperature": schedules["temperature"].value(step, total_steps)} if "kl" in weights else {})
+
+    def hidden_term(student_hidden: torch.Tensor, teacher_hidden: torch.Tensor) -> torch.Tensor:
+        if projection is None:
+            return losses.hidden_mse(student_hidden, teacher_hidden)
+        return losses.projected_hidden_mse(student_hidden, teacher_hidden, projection.weight)
 
     def distillation_loss(model: nn.Module, batch: dict[str, torch.Tensor]):
         if pairs:  # hidden-state matching needs the teacher live; its logits then fill the cache for free
@@ -258,19 +283,18 @@ def task_distill(config: TaskDistillConfig, callback: Callable[[dict], None] | N
             cache.remember(batch, head_logits(spec, teacher_out))
         outputs = forward(model, batch, hidden=bool(pairs))
         logits = head_logits(spec, outputs)
-        terms = {}
-        if config.alpha_kl > 0:
+        values, terms = batch["step_values"], {}
+        if "kl" in weights:
             teacher_logits, classes = cache.batch(batch)
-            terms["kl"] = soft_loss(spec, logits, teacher_logits, batch, config.temperature, classes)
-        if config.alpha_hard > 0:
+            terms["kl"] = soft_loss(spec, logits, teacher_logits, batch, values["temperature"], classes)
+        if "hard" in weights:
             terms["hard"] = hard_loss(spec, logits, batch)
         if pairs:
             tokens = batch["attention_mask"].bool()
             terms["hidden"] = sum(
-                losses.hidden_mse(outputs.hidden_states[s][tokens], teacher_out.hidden_states[t][tokens])
-                for s, t in pairs
+                hidden_term(outputs.hidden_states[s][tokens], teacher_out.hidden_states[t][tokens]) for s, t in pairs
             ) / len(pairs)
-        return losses.weighted_sum(terms, weights), terms
+        return losses.weighted_sum(terms, values["weights"]), terms
 
     unlabeled_info = None
     try:
@@ -289,7 +313,8 @@ def task_distill(config: TaskDistillConfig, callback: Callable[[dict], None] | N
                               "computed": todo, "teacher_seconds": time.monotonic() - labelling,
                               "unlabeled_rows": counts["unlabeled"], "augmented_rows": counts["augmented"],
                               "excluded": counts["excluded"]}  # fmt: skip
-        fitted = fit(student, fit_data, distillation_loss, config, runtime, pad_id, emit, "task-distill", eval_data)
+        fitted = fit(student, fit_data, distillation_loss, config, runtime, pad_id, emit, eval_data, step_values,
+                     projection)  # fmt: skip
     finally:
         cache.close()  # seal the stores (checksums) — also when training fails or is interrupted
     emit({"event": "note", "message": f"teacher logits: {cache.computed} features computed, {cache.reused} reused "
@@ -300,7 +325,9 @@ def task_distill(config: TaskDistillConfig, callback: Callable[[dict], None] | N
         "labels": list(spec.labels), "train_examples": train.num_examples, "train_features": len(train),
         "squad_split": squad_split_info(config, heldout, train), "base_model": config.student,
         "teacher": config.teacher, "teacher_main_score": teacher_info.get("main_score"),
-        "distillation": {"weights": weights, "temperature": config.temperature, "hidden_pairs": pairs,
+        "distillation": {"weights": {name: str(w) for name, w in weights.items()},
+                         "temperature": str(schedules["temperature"]), "hidden_pairs": pairs,
+                         "hidden_projection": projection is not None,
                          "teacher_cache": [store.folder.name for store in cache.stores],
                          "teacher_cache_dir": str(cache_dir), "teacher_logits_computed": cache.computed,
                          "teacher_logits_reused": cache.reused, "cache_top_k": cache.stores[0].top_k,

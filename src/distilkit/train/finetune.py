@@ -1,5 +1,5 @@
 """Fine-tune an encoder on a GLUE, SQuAD v1.1 or CoNLL-2003 task: the config (shared with task distillation), the
-data preparation and the save of a plain transformers head model; the training loop is train/task_loop.py.
+data preparation and the save of a plain transformers head model; the training loop is train/task_recipe.py.
 """
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -18,26 +19,18 @@ from torch import nn
 from distilkit.errors import ConfigError
 from distilkit.io import atomic_dir, atomic_write_text, write_json
 from distilkit.models.teacher import load_tokenizer
-from distilkit.tasks.data import (
-    HUB_PREFIX,
-    SELECTION,
-    TaskData,
-    TaskSpec,
-    encode,
-    labels_from_data,
-    ner_labels,
-    read_split,
-    squad_article_split,
-    subsample,
-    task_spec,
-)
+from distilkit.runtime import Runtime, seed_everything, setup_runtime, shutdown_runtime
+from distilkit.tasks.data import TaskData, encode, encode_split
 from distilkit.tasks.heads import build_head_model, forward, head_logits, save_task_model, task_loss
-from distilkit.tasks.own_data import OwnData, OwnDataFlags, encode_split, source_problems
 from distilkit.tasks.predict import headline, predict, predictions_name, render_predictions, score
-from distilkit.train import loop
+from distilkit.tasks.readers.ner import build_label_list
+from distilkit.tasks.readers.own_data import OwnData, OwnDataFlags, source_problems
+from distilkit.tasks.readers.splits import HUB_PREFIX, SELECTION, read_split, subsample
+from distilkit.tasks.readers.squad import squad_article_split
+from distilkit.tasks.registry import TaskSpec, task_spec
 from distilkit.train.checkpoint import Checkpointer
 from distilkit.train.setup import versions
-from distilkit.train.task_loop import CHECKPOINTS, Fitted, checkpoint_root, fit
+from distilkit.train.task_recipe import CHECKPOINTS, Fitted, checkpoint_root, fit
 
 log = logging.getLogger(__name__)
 
@@ -52,8 +45,11 @@ class TaskTrainConfig(OwnDataFlags):
     data: str | None = None  # benchmark folder (GLUE task dir or root, SQuAD folder/JSON, CoNLL folder) or hf:NAME
     out: str  # the fine-tuned model: save_pretrained dir + distilkit_task.json + predictions
     # Your own data instead of --data: --train plus OwnDataFlags (--dev, --test, --dataset, columns); files are
-    # csv, tsv, jsonl, parquet (CoNLL columns for token-classification, SQuAD JSON for qa), see tasks/own_data.py.
+    # csv, tsv, jsonl, parquet (CoNLL columns for token-classification, SQuAD JSON for qa): tasks/readers/own_data.py.
     train: str | None = None
+    # token-classification: iob1, iob2 (BIO), bioes or plain (POS-like tags, scored by word accuracy/macro-F1);
+    # None: the task record's (conll2003, chunk: IOB; pos: plain), else detected from the training tags
+    tag_scheme: str | None = None
     max_len: int | None = None  # tokens per feature; None: 128 (GLUE, CoNLL) or 384 (SQuAD)
     stride: int = 128  # SQuAD: tokens shared by consecutive windows of a long context (BERT doc_stride)
     batch_size: int = 32  # BERT/DistilBERT GLUE
@@ -85,12 +81,24 @@ class TaskTrainConfig(OwnDataFlags):
     precision: str = "auto"  # fp32 on CPU, bf16 autocast on a GPU that has it
     overwrite: bool = False
 
+    @cached_property
+    def spec(self) -> TaskSpec:
+        """The task record --task names (with --tag-scheme), resolved once (ConfigError listing the valid tasks, or
+        schemes, when unknown)."""
+        return task_spec(self.task).with_scheme(self.tag_scheme)
+
     def problems(self) -> list[str]:
-        problems, kind = [], None
+        problems, spec = [], None
         try:
-            kind = task_spec(self.task).kind
+            spec = self.spec
         except ConfigError as error:
             problems.append(str(error))
+        if spec is not None and not spec.trains_head:
+            problems.append(f"--task {self.task} evaluates sentence embeddings: distilkit evaluate --task {spec.name}")
+            spec = None
+        kind = spec.kind if spec else None
+        if self.tag_scheme is not None and kind not in (None, "token-classification"):
+            problems.append(f"--tag-scheme applies to token classification, not to --task {self.task}")
         positive = ("batch_size", "eval_batch_size", "log_every", "max_bad_steps", "max_steps", "max_len",
                     "max_train_samples", "max_eval_samples", "grad_accum", "save_every", "keep")  # fmt: skip
         too_small = [name for name in positive if getattr(self, name) is not None and getattr(self, name) < 1]
@@ -121,7 +129,7 @@ class TaskTrainConfig(OwnDataFlags):
         if self.resume and self.overwrite:
             problems.append("--resume and --overwrite contradict each other")
         splits = ["train"] + ([self.eval_split] if self.eval_split not in ("none", "train", SELECTION) else [])
-        return problems + source_problems(self, self.task if kind else None, splits)
+        return problems + source_problems(self, spec, splits)
 
     def __post_init__(self) -> None:
         problems = self.problems()
@@ -180,23 +188,24 @@ def prepare_data(
     heldout: list[str] | None,
     keep_text: bool = False,
 ) -> tuple[TaskData, TaskData | None]:
-    """Train features (seeded sample) and evaluation features of the task. NER tags (and own-data classes) come
-    from `labels` (a teacher's) or from the whole training file; a tag outside them is a DataError naming it.
+    """Train features (seeded sample) and evaluation features of the task. Token tags (and own-data classes) come
+    from `labels` (a teacher's) or from the whole training file; a tag outside them is a DataError naming it; the
+    tags' scheme is the task's (forced, or detected from the training tags: readers/schemes.py).
     keep_text: a streamed training file keeps its examples too (task-distill --augment perturbs them)."""
     own = OwnData.of(config)
     if own is not None:
         return prepare_own_data(config, own, tokenizer, labels, keep_text)
     selection = config.selection
-    train_examples = read_split(config.task, config.data, "train", heldout, selection)
-    if task_spec(config.task).kind == "token" and labels is None:
-        labels = ner_labels(train_examples)
-    spec = task_spec(config.task, labels)
+    train_examples = read_split(config.spec, config.data, "train", heldout, selection)
+    if config.spec.labels_from_data and labels is None:
+        labels = build_label_list(train_examples)
+    spec = config.spec.with_labels(labels)
     max_len = config.resolved_max_len(spec)
     train_examples = subsample(train_examples, config.max_train_samples, config.seed)
     train = encode(spec, train_examples, tokenizer, max_len, config.stride, train=True)
     if config.eval_split == "none":
         return train, None
-    eval_examples = read_split(config.task, config.data, config.eval_split, heldout, selection)
+    eval_examples = read_split(spec, config.data, config.eval_split, heldout, selection)
     eval_examples = subsample(eval_examples, config.max_eval_samples, config.seed)
     return train, encode(spec, eval_examples, tokenizer, max_len, config.stride, train=False)
 
@@ -206,9 +215,9 @@ def prepare_own_data(
 ) -> tuple[TaskData, TaskData | None]:
     """prepare_data for --train/--dev/--test files or --dataset: the label set from `labels` or the training
     split, each split streamed into flat feature arrays."""
-    found = labels is None and labels_from_data(config.task)  # the training split's label set, found by encoding
-    spec = task_spec(config.task, None if found else labels)
-    source = ("training" if found else "teacher's") if labels_from_data(config.task) else spec.name
+    found = labels is None and config.spec.labels_from_data  # the training split's label set, found by encoding
+    spec = config.spec.with_labels(None if found else labels)
+    source = ("training" if found else "teacher's") if spec.labels_from_data else spec.name
     max_len = config.resolved_max_len(spec)
     common = {"tokenizer": tokenizer, "max_len": max_len, "stride": config.stride, "seed": config.seed,
               "label_source": source}  # fmt: skip
@@ -230,7 +239,7 @@ def evaluate_and_save(
     model: nn.Module,
     tokenizer: Any,
     eval_data: TaskData | None,
-    runtime: loop.Runtime,
+    runtime: Runtime,
     fitted: Fitted,
     info: dict[str, Any],
     extra_files: tuple[Callable[[Path], None], ...] = (),
@@ -242,10 +251,11 @@ def evaluate_and_save(
     if eval_data is not None:
         outputs = predict(model, eval_data, runtime, tokenizer.pad_token_id or 0, config.eval_batch_size)
         metrics, predictions = score(eval_data, outputs)
-    spec = eval_data.spec if eval_data is not None else task_spec(config.task, info.get("labels"))
-    main = headline(spec.name, metrics)
+    spec = eval_data.spec if eval_data is not None else config.spec.with_labels(info.get("labels"))
+    main = headline(spec, metrics)
     info = {
         **info, "task": spec.name, "kind": spec.kind, "labels": list(spec.labels),
+        "tag_scheme": info.get("tag_scheme") or spec.tag_scheme,
         "max_len": config.resolved_max_len(spec), "stride": config.stride, "eval_split": config.eval_split,
         "selection": {"fraction": config.selection_fraction, "seed": config.selection_seed}
         if config.selection else None,
@@ -300,21 +310,21 @@ def finetune(config: FinetuneConfig, callback: Callable[[dict], None] | None = N
     """Fine-tune `config.model` on `config.task` and save it to `config.out`; see FinetuneConfig. Under torchrun
     or `accelerate launch` each process trains on its share of every batch (DDP)."""
     check_out(config)
-    runtime = loop.setup_runtime(config.device, config.precision)
+    runtime = setup_runtime(config.device, config.precision)
     try:
         return _finetune(config, runtime, callback or (lambda event: None))
     finally:
-        loop.shutdown_runtime(runtime)
+        shutdown_runtime(runtime)
 
 
-def _finetune(config: FinetuneConfig, runtime: loop.Runtime, emit: Callable[[dict], None]) -> TaskResult:
+def _finetune(config: FinetuneConfig, runtime: Runtime, emit: Callable[[dict], None]) -> TaskResult:
     started = time.monotonic()
     tokenizer = load_tokenizer(config.model)
     heldout = None
-    if task_spec(config.task).kind == "qa" and config.data and not config.data.startswith(HUB_PREFIX):
-        heldout = squad_article_split(Path(config.data), config.squad_dev_fraction, config.seed)
+    if config.spec.benchmark == "squad" and config.data and not config.data.startswith(HUB_PREFIX):
+        heldout = squad_article_split(config.spec, Path(config.data), config.squad_dev_fraction, config.seed)
     train, eval_data = prepare_data(config, tokenizer, None, heldout)
-    loop.seed_everything(config.seed)  # the new head's init: --seed's, not the process's random start
+    seed_everything(config.seed)  # the new head's init: --seed's, not the process's random start
     model = build_head_model(config.model, train.spec)
     emit({"event": "stage", "stage": "data", "message": data_message(train, eval_data)})
 
@@ -326,7 +336,8 @@ def _finetune(config: FinetuneConfig, runtime: loop.Runtime, emit: Callable[[dic
     if eval_data is not None:
         emit({"event": "stage", "stage": "evaluate", "message": f"scoring the {config.eval_split} split"})
     info = {"labels": list(train.spec.labels), "train_examples": train.num_examples, "train_features": len(train),
-            "squad_split": squad_split_info(config, heldout, train), "base_model": config.model}  # fmt: skip
+            "squad_split": squad_split_info(config, heldout, train), "base_model": config.model,
+            "tag_scheme": train.spec.tag_scheme}  # fmt: skip
     result = evaluate_and_save(config, "finetune", model, tokenizer, eval_data, runtime, fitted, info)
     result.seconds = time.monotonic() - started
     emit({"event": "done", "out": config.out, "metrics": result.metrics})

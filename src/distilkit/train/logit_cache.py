@@ -33,9 +33,10 @@ from torch import nn
 from distilkit.errors import DistilkitError
 from distilkit.io import atomic_dir, read_json, sha256_file, write_json
 from distilkit.models.teacher import WEIGHT_FILES, resolve_model_path
-from distilkit.tasks.data import TaskData, TaskSpec, collate
+from distilkit.tasks.data import TaskData, collate
+from distilkit.tasks.features import IGNORE_INDEX
 from distilkit.tasks.heads import forward, head_logits
-from distilkit.tasks.ner import IGNORE_INDEX
+from distilkit.tasks.registry import TaskSpec
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +68,7 @@ def weights_fingerprint(model_dir: str | Path) -> str:
 def row_offsets(spec: TaskSpec, data: TaskData) -> np.ndarray:
     """Where each feature's teacher rows start: 1 row per sequence-task feature, 1 per labelled token (first
     sub-tokens) for NER, 1 per window token for QA (start and end logits as 2 columns)."""
-    if spec.kind == "token":
+    if spec.kind == "token-classification":
         counts = [int(np.count_nonzero(np.asarray(row) != IGNORE_INDEX)) for row in data.features["labels"]]
     elif spec.kind == "qa":
         counts = list(data.lengths)
@@ -297,7 +298,7 @@ class TeacherCache:
             store, local = self.locate(index)
             if store.is_known(local) or local in writes[id(store)]:
                 continue
-            if kind == "token":
+            if kind == "token-classification":
                 values = logits[row][batch["labels"][row].cpu() != IGNORE_INDEX]
             elif kind == "qa":
                 values = logits[row, : store.offsets[local + 1] - store.offsets[local]]

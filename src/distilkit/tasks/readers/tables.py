@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from distilkit.errors import DataError
-from distilkit.tasks import ner
+from distilkit.tasks.readers import ner
 
 CHUNK_ROWS = 8192  # rows per batch: big enough for the fast tokenizer's batching, small next to 1M rows
 FORMATS = {".csv": "csv", ".tsv": "tsv", ".tab": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl",
@@ -55,8 +55,9 @@ def file_format(path: Path, conll: bool = False) -> str:
     return fmt
 
 
-def open_table(path: str | Path, conll: bool = False) -> Table:
-    """The table of a file; DataError when it is missing, empty or has no header/first record."""
+def open_table(path: str | Path, conll: bool = False, tag_column: str | None = None) -> Table:
+    """The table of a file; DataError when it is missing, empty or has no header/first record. tag_column: a CoNLL
+    file's tag column index (default -1, the last); other formats name their columns when they are read."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"data file {path} does not exist")
@@ -67,7 +68,20 @@ def open_table(path: str | Path, conll: bool = False) -> Table:
         return JsonLinesTable(path)
     if fmt == "parquet":
         return ParquetTable(path)
-    return ConllTable(path)
+    return ConllTable(path, conll_column(path, tag_column))
+
+
+def conll_column(path: Path, tag_column: str | None) -> int:
+    """--tag-column of a CoNLL file as a column index; DataError for a name (CoNLL columns have none)."""
+    if tag_column is None:
+        return -1
+    try:
+        return int(tag_column)
+    except ValueError:
+        raise DataError(
+            f"{path}: --tag-column {tag_column!r} — a CoNLL file's columns have no names: give the index of the "
+            "tag column (0 = the word, 1 = CoNLL-2003's POS, 2 chunk, 3 NER; -1 = the last)"
+        ) from None
 
 
 def _utf8_error(path: Path, error: UnicodeDecodeError) -> DataError:
@@ -216,20 +230,20 @@ class ParquetTable(Table):
 
 
 class ConllTable(Table):
-    """A CoNLL column file (word ... tag per line, blank line between sentences) as rows (tokens, tags);
-    each sentence is placed at its first line."""
+    """A CoNLL column file (word ... tag per line, blank line between sentences) as rows (tokens, tags): the tags
+    of column `tag_column` (the last by default); each sentence is placed at its first line."""
 
     columns = ("tokens", "tags")
 
-    def __init__(self, path: Path) -> None:
-        self.name, self.path = str(path), path
-        if next(ner.iter_conll(path), None) is None:  # a wrong first line fails here too, before any work
+    def __init__(self, path: Path, tag_column: int = -1) -> None:
+        self.name, self.path, self.tag_column = str(path), path, tag_column
+        if next(ner.iter_conll(path, tag_column), None) is None:  # a wrong first line fails here too, before any work
             raise DataError(f"{path} holds no sentences — expected CoNLL columns (word ... tag)")
 
     def batches(self, columns: Sequence[str], size: int = CHUNK_ROWS) -> Iterator[Batch]:
         where: list[str] = []
         values: dict[str, list] = {name: [] for name in columns}
-        for line, sentence in ner.iter_conll(self.path):
+        for line, sentence in ner.iter_conll(self.path, self.tag_column):
             where.append(f"line {line}")
             for name in columns:
                 values[name].append(list(sentence.words if name == "tokens" else sentence.tags))

@@ -1,4 +1,4 @@
-"""Zero-shot STS-B: the reader, the score against a hand check, retrieval fidelity, the table, refusals."""
+"""Zero-shot STS-B (embeddings.py): the reader, the score against a hand check, retrieval fidelity, refusals."""
 
 import os
 from pathlib import Path
@@ -6,10 +6,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from distilkit.embeddings import load_sentence_model
+from distilkit.embeddings import StsConfig, evaluate_sts, load_sentence_model, read_sts, sts_table
 from distilkit.errors import ConfigError, DataError
 from distilkit.tasks.metrics import spearman
-from distilkit.tasks.sts import StsConfig, evaluate_sts, read_sts, sts_table
 from tiny import make_model
 
 HEADER = "index\tgenre\tfilename\tyear\told_index\tsource1\tsource2\tsentence1\tsentence2\tscore"

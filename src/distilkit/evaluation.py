@@ -9,6 +9,7 @@ import statistics
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +20,9 @@ from distilkit.embeddings import count_parameters
 from distilkit.errors import ConfigError
 from distilkit.io import atomic_dir, atomic_write_text, write_json
 from distilkit.models.teacher import load_tokenizer
-from distilkit.tasks.data import SELECTION, TaskData, collate, encode, model_inputs, read_split, subsample, task_spec
+from distilkit.runtime import Runtime, setup_runtime
+from distilkit.tasks.data import TaskData, collate, encode, encode_split, model_inputs
 from distilkit.tasks.heads import load_head_model, read_task_info
-from distilkit.tasks.own_data import OwnData, OwnDataFlags, encode_split, source_problems
 from distilkit.tasks.predict import (
     NEAR_TRIVIAL_POINTS,
     headline,
@@ -32,7 +33,9 @@ from distilkit.tasks.predict import (
     score,
     trivial_baseline,
 )
-from distilkit.train import loop
+from distilkit.tasks.readers.own_data import OwnData, OwnDataFlags, source_problems
+from distilkit.tasks.readers.splits import SELECTION, read_split, subsample
+from distilkit.tasks.registry import TaskSpec, task_spec
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +57,7 @@ class EvaluateConfig(OwnDataFlags):
     speed_repeats: int = 7  # timings per batch and model, after one warm-up pass
     speed_threads: int | None = None  # CPU threads while timing (default: torch's); 1 is steadiest on a busy host
     seed: int = 42
+    tag_scheme: str | None = None  # token tags: iob1, iob2, bioes or plain; None: as the model was trained
     device: str = "auto"
     precision: str = "auto"
     overwrite: bool = False
@@ -61,14 +65,15 @@ class EvaluateConfig(OwnDataFlags):
     # with both, --split picks), or --dataset; columns as finetune reads them.
 
     def __post_init__(self) -> None:
-        problems = []
-        task = self.task
+        problems, spec = [], None
         try:
-            task_spec(self.task)
+            spec = self.spec
         except ConfigError as error:
             problems.append(str(error))
-            task = None
-        problems += source_problems(self, task, [self.scored_split] if self.split != SELECTION else [])
+        if spec is not None and not spec.trains_head:
+            problems.append(f"--task {self.task} evaluates sentence embeddings: evaluate_sts / evaluate_suite")
+            spec = None
+        problems += source_problems(self, spec, [self.scored_split] if self.split != SELECTION else [])
         for name in ("max_eval_samples", "max_len", "batch_size", "speed_batch_size", "speed_batches",
                      "speed_repeats", "speed_threads"):  # fmt: skip
             if getattr(self, name) is not None and getattr(self, name) < 1:
@@ -77,8 +82,16 @@ class EvaluateConfig(OwnDataFlags):
             problems.append("--stride must be ≥ 0")
         if self.split == "train":
             problems.append("--split train would score the training data — use dev or test")
+        if self.tag_scheme is not None and spec is not None and spec.kind != "token-classification":
+            problems.append(f"--tag-scheme applies to token classification, not to --task {self.task}")
         if problems:
             raise ConfigError("; ".join(problems))
+
+    @cached_property
+    def spec(self) -> TaskSpec:
+        """The task record --task names (with --tag-scheme), resolved once (ConfigError listing the valid tasks, or
+        schemes, when unknown)."""
+        return task_spec(self.task).with_scheme(self.tag_scheme)
 
     @property
     def scored_split(self) -> str:
@@ -104,9 +117,9 @@ def heldout_titles(info: dict | None, split: str) -> list[str] | None:
     return squad_split["heldout_titles"] if squad_split and split in ("dev", "validation") else None
 
 
-def evaluate_one(path: str, config: EvaluateConfig, runtime: loop.Runtime) -> Evaluated:
+def evaluate_one(path: str, config: EvaluateConfig, runtime: Runtime) -> Evaluated:
     started = time.monotonic()
-    model, spec = load_head_model(path, config.task)
+    model, spec = load_head_model(path, config.spec)
     tokenizer = load_tokenizer(path)
     info = read_task_info(path) or {}
     max_len = config.max_len or info.get("max_len") or spec.default_max_len
@@ -120,7 +133,7 @@ def evaluate_one(path: str, config: EvaluateConfig, runtime: loop.Runtime) -> Ev
     else:
         recorded = info.get("selection")  # the split carved from train by finetune --selection-fraction
         selection = (recorded["fraction"], recorded["seed"]) if recorded else None
-        examples = read_split(config.task, config.data, config.split, titles, selection)
+        examples = read_split(spec, config.data, config.split, titles, selection)
         examples = subsample(examples, config.max_eval_samples, config.seed)
         data = encode(spec, examples, tokenizer, max_len, stride, train=False)
     model.to(runtime.device)
@@ -128,7 +141,7 @@ def evaluate_one(path: str, config: EvaluateConfig, runtime: loop.Runtime) -> Ev
     metrics, predictions = score(data, predict(model, data, runtime, pad_id, config.batch_size))
     split = config.scored_split + (f" (held-out articles: {len(titles)})" if titles else "")
     summary = {
-        "path": path, "metrics": metrics, "main_score": headline(spec.name, metrics), "split": split,
+        "path": path, "metrics": metrics, "main_score": headline(spec, metrics), "split": split,
         "examples": data.num_examples, "features": len(data), "max_len": max_len,
         "parameters": count_parameters(model), "seconds": time.monotonic() - started,
     }  # fmt: skip
@@ -144,9 +157,7 @@ def _timed_batches(run: Evaluated, count: int, size: int, device: torch.device) 
 
 
 @torch.inference_mode()
-def measure_speed(
-    runs: list[Evaluated], config: EvaluateConfig, runtime: loop.Runtime
-) -> tuple[list[float], list[float]]:
+def measure_speed(runs: list[Evaluated], config: EvaluateConfig, runtime: Runtime) -> tuple[list[float], list[float]]:
     """(fastest, median) seconds per pass over the same examples (the first speed_batches × speed_batch_size, in
     file order) for each model: per batch the minimum (and the median) of speed_repeats timings, summed over
     batches. Models take turns batch by batch, in alternating order, so a burst of load on a shared machine hits
@@ -161,7 +172,7 @@ def measure_speed(
         torch.set_num_threads(threads)
 
 
-def _time_runs(runs: list[Evaluated], config: EvaluateConfig, runtime: loop.Runtime) -> tuple[list[float], list[float]]:
+def _time_runs(runs: list[Evaluated], config: EvaluateConfig, runtime: Runtime) -> tuple[list[float], list[float]]:
     count = min(config.speed_batches * config.speed_batch_size, *(len(run.data) for run in runs))
     batches = [_timed_batches(run, count, config.speed_batch_size, runtime.device) for run in runs]
     for run in runs:
@@ -193,8 +204,8 @@ def evaluate(config: EvaluateConfig, callback: Callable[[dict], None] | None = N
     emit = callback or (lambda event: None)
     if config.out and Path(config.out).is_dir() and any(Path(config.out).iterdir()) and not config.overwrite:
         raise ConfigError(f"{config.out} is not empty — choose another --out or pass --overwrite")
-    runtime = loop.setup_runtime(config.device, config.precision)
-    spec = task_spec(config.task)
+    runtime = setup_runtime(config.device, config.precision)
+    spec = config.spec
     runs = []
     for role, path in (("model", config.model), ("teacher", config.teacher)):
         if path is not None:
@@ -211,7 +222,7 @@ def evaluate(config: EvaluateConfig, callback: Callable[[dict], None] | None = N
         result["teacher"] = runs[1].summary
         result["retention"] = 100.0 * student_main / teacher_main if student_main is not None and teacher_main else None
         baseline_main = result["baseline"]["main_score"] if result["baseline"] else None
-        result["retention_meaningful"] = retention_meaningful(spec.name, teacher_main, baseline_main)
+        result["retention_meaningful"] = retention_meaningful(spec, teacher_main, baseline_main)
         if not result["retention_meaningful"]:
             emit({"event": "note", "message": f"the teacher scores within {NEAR_TRIVIAL_POINTS:g} points of the "
                   "trivial baseline: its quality retained is not meaningful"})  # fmt: skip

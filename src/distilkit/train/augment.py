@@ -19,7 +19,7 @@ import random
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
-from distilkit.tasks.glue import Example
+from distilkit.tasks.readers.glue import Example
 
 VOCAB_WORDS = 200_000  # words of the training text kept to draw replacements from
 

@@ -1,7 +1,7 @@
-"""Unlabeled in-domain text for task distillation (`task-distill --unlabeled FILE`): read it into examples, and
-append them to the labelled training set with a label the hard loss skips — the teacher's soft targets are all
-the student learns from them (Tang et al. 2019, "Distilling Task-Specific Knowledge from BERT into Simple Neural
-Networks", §3.3; TinyBERT's task-distillation stage).
+"""Unlabeled in-domain text for task distillation (`task-distill --unlabeled FILE`) read into examples without
+labels; tasks/data.py's `with_unlabeled` appends them to the labelled training set with a label the hard loss
+skips — the teacher's soft targets are all the student learns from them (Tang et al. 2019, "Distilling
+Task-Specific Knowledge from BERT into Simple Neural Networks", §3.3; TinyBERT's task-distillation stage).
 
 Formats: .txt (or any name tables.py does not know) — one input per line, a pair task's two texts separated by a
 tab; .csv, .tsv, .jsonl, .parquet — read by tables.py, the text in the first of own_data.TEXT_COLUMNS present
@@ -11,29 +11,12 @@ in the column(s) --unlabeled-text-column names ("a,b" for a pair). Blank inputs 
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
-from typing import Any
-
-import numpy as np
 
 from distilkit.errors import DataError
-from distilkit.tasks import glue
-from distilkit.tasks.data import TaskData, encode
-from distilkit.tasks.features import Features
-from distilkit.tasks.ner import IGNORE_INDEX
-from distilkit.tasks.own_data import PAIR_COLUMNS, TEXT_COLUMNS
-from distilkit.tasks.tables import FORMATS, open_table
-
-
-def unlabeled_label(kind: str) -> int | float:
-    """The label of an unlabeled example: IGNORE_INDEX for a class, NaN for a regression score."""
-    return math.nan if kind == "regression" else IGNORE_INDEX
-
-
-def is_unlabeled(labels: Any, kind: str) -> Any:
-    """Per-row mask of the unlabeled rows of a batch's `labels` tensor."""
-    return labels.isnan() if kind == "regression" else labels == IGNORE_INDEX
+from distilkit.tasks.readers import glue
+from distilkit.tasks.readers.own_data import PAIR_COLUMNS, TEXT_COLUMNS
+from distilkit.tasks.readers.tables import FORMATS, open_table
 
 
 def read_unlabeled(path: str | Path, pair: bool, text_column: str | None = None) -> list[glue.Example]:
@@ -96,18 +79,3 @@ def _text_lines(path: Path, pair: bool) -> list[glue.Example]:
     if not examples:
         raise DataError(f"--unlabeled file {path} has no text")
     return examples
-
-
-def with_unlabeled(
-    train: TaskData, unlabeled: list[glue.Example], tokenizer: Any, max_len: int
-) -> tuple[TaskData, TaskData]:
-    """(the training set: labelled features then unlabeled ones labelled `unlabeled_label`, the unlabeled
-    features alone — their fingerprint keys their own teacher-logit store). The labelled features are reused as
-    encoded: a streamed training file keeps no text to encode again."""
-    spec = train.spec
-    alone = encode(spec, unlabeled, tokenizer, max_len)
-    labels = np.full(len(alone), unlabeled_label(spec.kind), dtype=train.features.rows["labels"].dtype)
-    marked = Features(alone.features.offsets, alone.features.tokens, {"labels": labels}, alone.features.constants)
-    features = Features.concat([train.features, marked])
-    union = TaskData(spec, None, features, num_examples=train.num_examples + len(unlabeled), has_pair=train.has_pair)
-    return union, alone
