@@ -28,6 +28,8 @@ _EXPORTS = {
     "FinetuneConfig": "distilkit.train.finetune",
     "task_distill": "distilkit.train.task_distill",
     "TaskDistillConfig": "distilkit.train.task_distill",
+    "fit_mlm_head": "distilkit.train.mlm_head",
+    "FitMlmHeadConfig": "distilkit.train.mlm_head",
     "evaluate": "distilkit.evaluation",
     "EvaluateConfig": "distilkit.evaluation",
     "evaluate_sts": "distilkit.embeddings",

@@ -12,6 +12,9 @@ model cards report ("STS-B test, Spearman cosine"); no training on STS-B is invo
 Retrieval fidelity (with a teacher): over a pool of held-out sentences, how often the student's nearest
 neighbour of each sentence is the teacher's (@1) and how often the teacher's is in the student's top 10.
 Each model's embeddings are compared with its own, so a student narrower than its teacher is fine.
+
+Translation retrieval (cross-lingual students, `distill --parallel`): how often a source sentence's nearest
+target is its own translation.
 """
 
 from __future__ import annotations
@@ -46,7 +49,12 @@ class SentenceModel:
 
 
 def load_sentence_model(name_or_path: str | Path) -> SentenceModel:
-    """Load a model folder (a sentence-transformers folder, a distilkit student or a bare encoder) for encoding."""
+    """Load a model folder (a sentence-transformers folder, a distilkit student, a bare encoder or a distilkit static
+    model, compression/static.py) for encoding."""
+    from distilkit.compression.static import is_static, load_static
+
+    if is_static(name_or_path):
+        return load_static(name_or_path)
     path = resolve_model_path(name_or_path)
     return SentenceModel(path, load_model(path), load_tokenizer(path), read_sentence_spec(path))
 
@@ -74,6 +82,24 @@ def embedding_fidelity(teacher_emb: np.ndarray, student_emb: np.ndarray, k: int 
     if teacher_emb.shape[1] == student_emb.shape[1]:
         result["cosine"] = float((teacher_emb * student_emb).sum(1).mean())
     return result
+
+
+def translation_retrieval(
+    model: SentenceModel, sources: Sequence[str], targets: Sequence[str], batch_size: int = 64, chunk: int = 1024
+) -> float:
+    """Share of sources whose nearest target by cosine, among all targets, is their own translation
+    (targets[i] translates sources[i]): the Tatoeba similarity-search accuracy of Reimers & Gurevych 2020 (after
+    Artetxe & Schwenk 2019), source → target.
+    The similarities are scored `chunk` sources at a time, so a large set needs no n × n matrix."""
+    if len(sources) != len(targets) or not sources:
+        raise DataError(f"translation retrieval needs one target per source: got {len(sources)} and {len(targets)}")
+    source_emb = _normalised(model.encode(list(sources), batch_size=batch_size))
+    target_emb = _normalised(model.encode(list(targets), batch_size=batch_size))
+    found = 0
+    for start in range(0, len(source_emb), chunk):
+        nearest = (source_emb[start : start + chunk] @ target_emb.T).argmax(1)
+        found += int((nearest == np.arange(start, start + len(nearest))).sum())
+    return found / len(source_emb)
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -35,7 +35,7 @@ from distilkit.tasks.predict import (
 )
 from distilkit.tasks.readers.own_data import OwnData, OwnDataFlags, source_problems
 from distilkit.tasks.readers.splits import SELECTION, read_split, subsample
-from distilkit.tasks.registry import TaskSpec, task_spec
+from distilkit.tasks.registry import TaskSpec, head_task, task_spec
 
 log = logging.getLogger(__name__)
 
@@ -43,36 +43,29 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class EvaluateConfig(OwnDataFlags):
     model: str  # fine-tuned head model (finetune / task-distill output)
-    task: str  # as fine-tuned: a benchmark, or classification, regression, token-classification, qa
+    task: str  # as fine-tuned (a benchmark, classification, regression, token-classification, qa), sts, embedding-suite
     data: str | None = None  # same benchmark folder (or hf:NAME) the model was trained from
     split: str = "dev"  # dev (SQuAD: the held-out articles when trained on a dev split), test, test_with_scores
     teacher: str | None = None  # a second head model: side-by-side scores, retention and speed-up
     out: str | None = None  # folder for evaluation.json and predictions files
     max_eval_samples: int | None = None  # a seeded sample of the split (CPU budget)
-    max_len: int | None = None  # default: the length the model was fine-tuned with (distilkit_task.json)
+    max_len: int | None = None  # tokens per feature; default: as the model was fine-tuned (distilkit_task.json)
     stride: int | None = None  # SQuAD window overlap; default: as fine-tuned, else 128
-    batch_size: int = 64  # evaluation batch
+    batch_size: int = 64  # evaluation batch size
     speed_batch_size: int = 32  # speed is timed on batches of this size (a typical serving batch)
-    speed_batches: int = 4  # batches per timed pass
+    speed_batches: int = 4  # batches timed per model and pass
     speed_repeats: int = 7  # timings per batch and model, after one warm-up pass
     speed_threads: int | None = None  # CPU threads while timing (default: torch's); 1 is steadiest on a busy host
-    seed: int = 42
+    seed: int = 42  # seed of the --max-eval-samples sample
     tag_scheme: str | None = None  # token tags: iob1, iob2, bioes or plain; None: as the model was trained
-    device: str = "auto"
-    precision: str = "auto"
-    overwrite: bool = False
+    device: str = "auto"  # auto, cpu or cuda
+    precision: str = "auto"  # auto, fp32, bf16 or fp16
+    overwrite: bool = False  # replace a non-empty --out folder
     # Your own data instead of --data: OwnDataFlags (--dev or --test FILE, scored with the model's stored labels;
     # with both, --split picks), or --dataset; columns as finetune reads them.
 
     def __post_init__(self) -> None:
-        problems, spec = [], None
-        try:
-            spec = self.spec
-        except ConfigError as error:
-            problems.append(str(error))
-        if spec is not None and not spec.trains_head:
-            problems.append(f"--task {self.task} evaluates sentence embeddings: evaluate_sts / evaluate_suite")
-            spec = None
+        spec, problems = head_task(self.task, self.tag_scheme)
         problems += source_problems(self, spec, [self.scored_split] if self.split != SELECTION else [])
         for name in ("max_eval_samples", "max_len", "batch_size", "speed_batch_size", "speed_batches",
                      "speed_repeats", "speed_threads"):  # fmt: skip
@@ -151,7 +144,8 @@ def evaluate_one(path: str, config: EvaluateConfig, runtime: Runtime) -> Evaluat
 def _timed_batches(run: Evaluated, count: int, size: int, device: torch.device) -> list[dict[str, torch.Tensor]]:
     batches = []
     for start in range(0, count, size):
-        batch = model_inputs(collate(run.data.features, range(start, min(start + size, count)), run.pad_id))
+        features = collate(run.data.features, range(start, min(start + size, count)), run.pad_id)
+        batch = model_inputs(features, getattr(run.model, "config", None))
         batches.append({name: value.to(device) for name, value in batch.items()})
     return batches
 

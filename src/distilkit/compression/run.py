@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from distilkit.compression.config import DEFAULT_SELECTION_FRACTION, CompressConfig
+from distilkit.compression.config import DEFAULT_SELECTION_FRACTION, EMBEDDING_TASK, CompressConfig
 from distilkit.compression.cost import CostModel, fit_cost_model, linked_copy, parameters, teacher_shape
 from distilkit.compression.search import Search, candidate_shapes, pick, predicted_front
 from distilkit.errors import ConfigError
@@ -42,14 +42,17 @@ def compress(config: CompressConfig, callback: Callable[[dict], None] | None = N
     from distilkit.ship.kinds import model_kind
 
     emit = callback or (lambda event: None)
+    if config.task == EMBEDDING_TASK:
+        return finish(config, static_front(config, emit))
     deadline = time.monotonic() + config.time_budget
     out = Path(config.out)
     work = out / "work"
     teacher_config = load_config(config.teacher)
     kind = model_kind(config.teacher)
     if kind != "classification":
-        raise ConfigError(f"compress handles sequence classifiers in this version (a finetune output); "
-                          f"{config.teacher} is a {kind} model")  # fmt: skip
+        hint = " — pass --task embedding for its static tier" if kind == "embedding" else ""
+        raise ConfigError(f"compress handles sequence classifiers (a finetune output) and, with --task embedding, "
+                          f"sentence-embedding models; {config.teacher} is a {kind} model{hint}")  # fmt: skip
     teacher = teacher_shape(teacher_config)
     shapes = candidate_shapes(teacher, config.depths, config.widths)
     selection, teacher_saw_selection = resolve_selection(config)
@@ -83,12 +86,24 @@ def compress(config: CompressConfig, callback: Callable[[dict], None] | None = N
     front = front_record(config, teacher, cost, candidates, feasible, chosen, records, search, winner, shipped)
     front["teacher"].update(selection_score=teacher_score, saw_selection_examples=teacher_saw_selection,
                             params=parameters(teacher_config, teacher))  # fmt: skip
-    write_json(out / "front.json", front)
+    return finish(config, front)
+
+
+def static_front(config: CompressConfig, emit) -> dict[str, Any]:
+    from distilkit.compression.static import compress_static
+
+    return compress_static(config, emit)
+
+
+def finish(config: CompressConfig, front: dict[str, Any]) -> CompressResult:
+    """front.json and report.html in OUT, and the result."""
     from distilkit.compression.report import write_report
 
+    out = Path(config.out)
+    write_json(out / "front.json", front)
     report = write_report(front, out / "report.html")
     final = front["final"]
-    return CompressResult(out, winner["name"], final["target_met"], final["predicted_ms"], final["measured_ms"],
+    return CompressResult(out, front["chosen"], final["target_met"], final["predicted_ms"], final["measured_ms"],
                           final["teacher_ms"], final["dev_score"], final["teacher_dev_score"], out / "front.json",
                           report)  # fmt: skip
 

@@ -38,7 +38,7 @@ class PrepareConfig:
 
     teacher: str  # model dir, pip-teacher name or hub id: its tokenizer is the one the student will use
     corpus: tuple[str, ...]  # UTF-8 text files, one document per line; .gz accepted
-    out: str
+    out: str  # output folder for the memory-mapped token arrays
     max_len: int = 128  # incl. specials. DistilBERT used 512; 128 keeps CPU runs fast (BERT's 90% phase)
     min_len: int = 4  # incl. specials; HF's distillation scripts drop <= 11, short dialogue lines are text too
     batch_lines: int = 2048  # lines per tokenizer call: large enough to amortise the call, small in memory
@@ -48,7 +48,7 @@ class PrepareConfig:
     # that contains one of its texts or shares an `exclude_ngram`-word run with one is dropped (data/decontam.py).
     exclude: tuple[str, ...] = ()
     exclude_ngram: int = 13  # GPT-3's decontamination n-gram
-    overwrite: bool = False
+    overwrite: bool = False  # replace an existing output folder
 
     def __post_init__(self) -> None:
         corpus = self.corpus

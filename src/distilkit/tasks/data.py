@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from distilkit.errors import DataError
+from distilkit.models.teacher import ARCHS, tokenizer_inputs
 from distilkit.tasks.features import (
     IGNORE_INDEX,
     Features,
@@ -238,5 +239,10 @@ def collate(features: Features | dict[str, list], indices: Sequence[int], pad_id
     return features.batch(indices, pad_id)
 
 
-def model_inputs(batch: dict[str, Any]) -> dict[str, torch.Tensor]:
-    return {name: batch[name] for name in MODEL_INPUTS if name in batch}
+def model_inputs(batch: dict[str, Any], config: Any = None) -> dict[str, torch.Tensor]:
+    """The batch's tensors a model is fed. With the model's config, only those its architecture takes
+    (`models.teacher.tokenizer_inputs`: XLM and FlauBERT must not get token_type_ids)."""
+    names = MODEL_INPUTS
+    if config is not None and getattr(config, "model_type", None) in ARCHS:
+        names = tokenizer_inputs(config)
+    return {name: batch[name] for name in names if name in batch}

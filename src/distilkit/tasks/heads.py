@@ -125,7 +125,8 @@ def save_task_model(model: nn.Module, tokenizer: Any, directory: Path, info: dic
 
 
 def forward(model: nn.Module, batch: dict[str, torch.Tensor], hidden: bool = False) -> Any:
-    return model(**model_inputs(batch), output_hidden_states=hidden, return_dict=True)
+    config = getattr(getattr(model, "module", model), "config", None)  # DDP wraps the model
+    return model(**model_inputs(batch, config), output_hidden_states=hidden, return_dict=True)
 
 
 def head_logits(spec: TaskSpec, outputs: Any) -> torch.Tensor:

@@ -275,3 +275,15 @@ def task_spec(name: str) -> TaskSpec:
 def glue_tasks() -> list[TaskSpec]:
     """The GLUE tasks, one record each (MNLI once)."""
     return [spec for key, spec in TASKS.items() if spec.benchmark == "glue" and key == spec.name]
+
+
+def head_task(task: str, tag_scheme: str | None = None) -> tuple[TaskSpec | None, list[str]]:
+    """The record of a task a head is trained or scored on (with --tag-scheme), or None and the problems: an unknown
+    task or scheme, or an embedding task (scored by `distilkit evaluate --task sts` / `embedding-suite`)."""
+    try:
+        spec = task_spec(task).with_scheme(tag_scheme)
+    except ConfigError as error:
+        return None, [str(error)]
+    if not spec.trains_head:
+        return None, [f"--task {task} evaluates sentence embeddings: distilkit evaluate --task {spec.name}"]
+    return spec, []

@@ -4,6 +4,7 @@ Objective "mlm" is the DistilBERT recipe (soft-target KL + masked LM + cosine on
 "embedding" trains the student to reproduce a sentence-embedding teacher's pooled sentence vectors
 on unmasked text (MSE + cosine), both with optional hidden-state, attention and self-attention relation
 matching (MiniLM, MiniLMv2). Every weight and the temperature may follow a schedule over the run.
+With --parallel the embedding objective runs on sentence pairs instead: a cross-lingual student (train/parallel.py).
 """
 
 from __future__ import annotations
@@ -52,6 +53,10 @@ def distill(config: DistillConfig, callback: Callable[[dict], None] | None = Non
     """Run general distillation; see :class:`DistillConfig`. ``callback`` receives progress events."""
     runtime = setup_runtime(config.device, config.precision)
     try:
+        if config.parallel is not None:  # a cross-lingual student from sentence pairs (train/parallel.py)
+            from distilkit.train.parallel import distill_parallel
+
+            return distill_parallel(config, runtime, callback)
         return _distill(config, runtime, callback)
     finally:
         shutdown_runtime(runtime)
@@ -95,19 +100,27 @@ def _distill(config: DistillConfig, runtime: Runtime, callback: Callable[[dict],
         checkpoints=out / "checkpoints", plan={"global_batch": plan.global_batch, "seed": config.seed},
         records=log_file, emit=emit, resume_required=False,
     )  # fmt: skip
-    student_dir = out / "student"
+    return finish(config, runtime, emit, trained, student, objective, projection, list(objective.active_weights()))
+
+
+def finish(
+    config: DistillConfig, runtime: Runtime, emit: Callable[[dict], None], trained: loop.Trained, student: nn.Module,
+    objective: Objective, projection: nn.Linear | None, terms: list[str],
+) -> DistillResult:  # fmt: skip
+    """Save the final student (the main process) and describe the run."""
+    student_dir = Path(config.out) / "student"
     if runtime.is_main:
         save_student(student, config, student_dir, objective, projection)
     runtime.barrier()
     emit({"event": "done", "step": trained.steps, "student": str(student_dir)})
     return DistillResult(
-        out=out,
+        out=Path(config.out),
         student_dir=student_dir,
         steps=trained.steps,
         skipped_steps=trained.skipped_steps,
         stopped_early=trained.stopped_early,
         final_loss=trained.last_record["loss"] if trained.last_record else None,
-        terms=list(objective.active_weights()),
+        terms=terms,
     )
 
 

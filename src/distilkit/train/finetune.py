@@ -27,8 +27,9 @@ from distilkit.tasks.readers.ner import build_label_list
 from distilkit.tasks.readers.own_data import OwnData, OwnDataFlags, source_problems
 from distilkit.tasks.readers.splits import HUB_PREFIX, SELECTION, read_split, subsample
 from distilkit.tasks.readers.squad import squad_article_split
-from distilkit.tasks.registry import TaskSpec, task_spec
+from distilkit.tasks.registry import TaskSpec, head_task, task_spec
 from distilkit.train.checkpoint import Checkpointer
+from distilkit.train.config import settings_problems
 from distilkit.train.setup import versions
 from distilkit.train.task_recipe import CHECKPOINTS, Fitted, checkpoint_root, fit
 
@@ -40,8 +41,9 @@ class TaskTrainConfig(OwnDataFlags):
     """Flags shared by `finetune` and `task-distill`. Defaults: BERT's GLUE/SQuAD fine-tuning recipe
     (Devlin et al. 2019, §4 and App. A.3) as the transformers examples run it, unless noted."""
 
-    task: str  # a benchmark (sst2, squad, conll2003, ...) or, for your own data, the problem type:
-    # classification, regression, token-classification or qa
+    # A benchmark (sst2, squad, conll2003, ...) or, for your own data, the problem type: classification,
+    # regression, token-classification or qa
+    task: str
     data: str | None = None  # benchmark folder (GLUE task dir or root, SQuAD folder/JSON, CoNLL folder) or hf:NAME
     out: str  # the fine-tuned model: save_pretrained dir + distilkit_task.json + predictions
     # Your own data instead of --data: --train plus OwnDataFlags (--dev, --test, --dataset, columns); files are
@@ -52,12 +54,12 @@ class TaskTrainConfig(OwnDataFlags):
     tag_scheme: str | None = None
     max_len: int | None = None  # tokens per feature; None: 128 (GLUE, CoNLL) or 384 (SQuAD)
     stride: int = 128  # SQuAD: tokens shared by consecutive windows of a long context (BERT doc_stride)
-    batch_size: int = 32  # BERT/DistilBERT GLUE
-    lr: float = 5e-5  # BERT's GLUE grid {5e-5, 4e-5, 3e-5, 2e-5}; 5e-5 is run_glue's default
-    epochs: float = 3.0  # BERT GLUE/CoNLL (SQuAD used 2-3)
-    weight_decay: float = 0.01  # BERT
-    warmup_ratio: float = 0.1  # BERT SQuAD; transformers' run_glue uses 0, a warm-up rarely hurts
-    max_grad_norm: float = 1.0  # BERT / transformers Trainer
+    batch_size: int = 32  # training batch size (BERT/DistilBERT GLUE)
+    lr: float = 5e-5  # peak learning rate: BERT's GLUE grid {5e-5, 4e-5, 3e-5, 2e-5}; 5e-5 is run_glue's default
+    epochs: float = 3.0  # passes over the training data, fractions allowed (BERT GLUE/CoNLL; SQuAD used 2-3)
+    weight_decay: float = 0.01  # AdamW weight decay (BERT)
+    warmup_ratio: float = 0.1  # fraction of steps warming up (BERT SQuAD; run_glue uses 0, a warm-up rarely hurts)
+    max_grad_norm: float = 1.0  # gradient clipping norm, 0 = off (BERT / transformers Trainer)
     max_steps: int | None = None  # optimizer steps; overrides epochs (bounds CPU cost)
     time_budget: float | None = None  # seconds of training; stop early (the model is saved) when exceeded
     max_train_samples: int | None = None  # train on a seeded sample of this many examples (CPU budget)
@@ -69,17 +71,17 @@ class TaskTrainConfig(OwnDataFlags):
     selection_seed: int = 0  # fixed apart from --seed, so every training seed holds out the same examples
     eval_every_epoch: bool = False  # score --eval-split after every epoch too: the learning curve (train_log.jsonl)
     squad_dev_fraction: float = 0.2  # SQuAD without a train file: fraction of dev articles held out
-    seed: int = 42  # transformers examples
-    eval_batch_size: int = 64
-    log_every: int = 10
+    seed: int = 42  # random seed (the transformers examples')
+    eval_batch_size: int = 64  # batch size when scoring
+    log_every: int = 10  # keep every N-th step in train_log.jsonl
     max_bad_steps: int = 5  # stop after this many non-finite steps in a row
     grad_accum: int = 1  # micro-batches of --batch-size per optimizer step: a larger batch in the same memory
     save_every: int = 500  # optimizer steps between checkpoints in OUT/checkpoints (as distill); gone once OUT is saved
     keep: int = 3  # newest checkpoints kept (as distill): an older one is the fallback if the newest is damaged
     resume: bool = False  # continue from the newest good checkpoint in OUT/checkpoints, bit-identical (a fresh budget)
-    device: str = "auto"
+    device: str = "auto"  # auto, cpu or cuda
     precision: str = "auto"  # fp32 on CPU, bf16 autocast on a GPU that has it
-    overwrite: bool = False
+    overwrite: bool = False  # replace a non-empty output folder
 
     @cached_property
     def spec(self) -> TaskSpec:
@@ -88,33 +90,20 @@ class TaskTrainConfig(OwnDataFlags):
         return task_spec(self.task).with_scheme(self.tag_scheme)
 
     def problems(self) -> list[str]:
-        problems, spec = [], None
-        try:
-            spec = self.spec
-        except ConfigError as error:
-            problems.append(str(error))
-        if spec is not None and not spec.trains_head:
-            problems.append(f"--task {self.task} evaluates sentence embeddings: distilkit evaluate --task {spec.name}")
-            spec = None
+        spec, problems = head_task(self.task, self.tag_scheme)
         kind = spec.kind if spec else None
         if self.tag_scheme is not None and kind not in (None, "token-classification"):
             problems.append(f"--tag-scheme applies to token classification, not to --task {self.task}")
-        positive = ("batch_size", "eval_batch_size", "log_every", "max_bad_steps", "max_steps", "max_len",
-                    "max_train_samples", "max_eval_samples", "grad_accum", "save_every", "keep")  # fmt: skip
+        positive = ("eval_batch_size", "max_len", "max_train_samples", "max_eval_samples")
         too_small = [name for name in positive if getattr(self, name) is not None and getattr(self, name) < 1]
         problems += [f"--{name.replace('_', '-')} must be ≥ 1" for name in too_small]
         if self.max_len is not None and self.max_len < 8:
             problems.append("--max-len must be ≥ 8")
         if kind == "qa" and not 0 <= self.stride < (self.max_len or 384):
             problems.append("--stride must be in [0, --max-len)")
-        if self.lr <= 0 or self.epochs <= 0:
-            problems.append("--lr and --epochs must be > 0")
-        if self.weight_decay < 0 or self.max_grad_norm < 0:
-            problems.append("--weight-decay and --max-grad-norm must be ≥ 0")
-        if not 0 <= self.warmup_ratio < 1:
-            problems.append("--warmup-ratio must be in [0, 1)")
-        if self.time_budget is not None and self.time_budget <= 0:
-            problems.append("--time-budget must be > 0 seconds")
+        if self.epochs <= 0:
+            problems.append("--epochs must be > 0")
+        problems += settings_problems(self)
         if not 0 < self.squad_dev_fraction < 1:
             problems.append("--squad-dev-fraction must be in (0, 1)")
         if self.eval_split == "train":
@@ -126,8 +115,6 @@ class TaskTrainConfig(OwnDataFlags):
                             "--dev file carved from your training data")  # fmt: skip
         if self.eval_split == SELECTION and not self.selection_fraction:
             problems.append("--eval-split selection needs --selection-fraction")
-        if self.resume and self.overwrite:
-            problems.append("--resume and --overwrite contradict each other")
         splits = ["train"] + ([self.eval_split] if self.eval_split not in ("none", "train", SELECTION) else [])
         return problems + source_problems(self, spec, splits)
 

@@ -63,7 +63,7 @@ class TaskDistillConfig(TaskTrainConfig):
     # weight and the temperature: a number, or a schedule over the run ("4:1", "cosine:4:1"; train/schedule.py).
     alpha_kl: Scheduled = 0.5  # soft targets: KL·T² on the task logits (MSE to the teacher's score for STS-B)
     alpha_hard: Scheduled = 0.5  # gold labels: cross-entropy (MSE for STS-B)
-    temperature: Scheduled = 2.0
+    temperature: Scheduled = 2.0  # softmax temperature of the KL term
     # MSE between mapped hidden states (TinyBERT §3.1), through the student's loss projection W_h when it is
     # narrower (distilkit_projection.safetensors, trained with it, not saved); needs a live teacher pass.
     alpha_hidden: Scheduled = 0.0

@@ -31,7 +31,7 @@ class ServeConfig:
     student: str  # a model folder (its int8 export, in it or next to it, is found) or an export folder
     teacher: str | None = None  # shown next to the student on the demo page
     host: str = "127.0.0.1"  # loopback: exposing a model to the network is the user's explicit choice
-    port: int = 8000
+    port: int = 8000  # TCP port
     backend: str = "auto"  # auto: int8 ONNX export when there is one (and onnxruntime), else PyTorch
     max_len: int = 128  # tokens per text; longer texts are truncated (QA models use 384-token windows)
     max_chars: int = 5000  # longer texts are refused with 422

@@ -34,13 +34,13 @@ class OwnDataFlags:
     """The own-data flags finetune, task-distill and evaluate share (their configs inherit them): files per split
     or a `datasets` dataset, and the columns to read (None: the defaults above). Training adds --train."""
 
-    dev: str | None = None  # scored after training / by evaluate
-    test: str | None = None  # labels optional: without them, predictions only
+    dev: str | None = None  # your own dev file: scored after training / by evaluate
+    test: str | None = None  # your own test file; labels optional: without them, predictions only
     dataset: str | None = None  # hub name or save_to_disk folder with train / validation / test splits
     dataset_config: str | None = None  # configuration of a hub --dataset
-    text_column: str | None = None  # default: text, else sentence (sentence1 with a sentence2 pair); tokens
-    text_pair_column: str | None = None  # default: text_pair, else sentence2; none found → single text
-    label_column: str | None = None  # default: label; tags (or ner_tags) for token-classification
+    text_column: str | None = None  # text column; default text, else sentence (sentence1 beside sentence2); tokens
+    text_pair_column: str | None = None  # second-text column; default text_pair, else sentence2; none: single text
+    label_column: str | None = None  # label column; default: label; tags (or ner_tags) for token-classification
     # token-classification: the tags — a CoNLL file's column index (0 = the word, 1 = CoNLL-2003's POS; default -1,
     # the last) or the key/column of a JSONL, CSV, Parquet or dataset row (default tags, else ner_tags)
     tag_column: str | None = None
