@@ -28,31 +28,17 @@ import numpy as np
 from torch import nn
 
 from distilkit.errors import ConfigError, DataError
-from distilkit.models.sentence import SentenceSpec, encode, read_sentence_spec
+from distilkit.models.sentence import SentenceModel, read_sentence_spec
+from distilkit.models.static import is_static, load_static
 from distilkit.models.teacher import load_model, load_tokenizer, resolve_model_path
 from distilkit.tasks.metrics import pearson, spearman
 from distilkit.tasks.readers.glue import read_glue
 from distilkit.tasks.registry import TASKS
 
 
-@dataclass
-class SentenceModel:
-    """A model folder loaded for sentence embeddings: the model, its tokenizer and its pooling recipe."""
-
-    path: str
-    model: nn.Module
-    tokenizer: object
-    spec: SentenceSpec
-
-    def encode(self, texts: Sequence[str], batch_size: int = 64, max_len: int | None = None) -> np.ndarray:
-        return encode(self.model, self.tokenizer, texts, batch_size=batch_size, max_len=max_len, spec=self.spec)
-
-
 def load_sentence_model(name_or_path: str | Path) -> SentenceModel:
     """Load a model folder (a sentence-transformers folder, a distilkit student, a bare encoder or a distilkit static
-    model, compression/static.py) for encoding."""
-    from distilkit.compression.static import is_static, load_static
-
+    model, models/static.py) for encoding."""
     if is_static(name_or_path):
         return load_static(name_or_path)
     path = resolve_model_path(name_or_path)

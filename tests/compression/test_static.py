@@ -18,12 +18,12 @@ from distilkit.compression.static import (
     distill_static,
     embed_tokens,
     kept_token_ids,
-    load_static,
     token_weights,
 )
 from distilkit.embeddings import load_sentence_model
 from distilkit.errors import ConfigError
 from distilkit.models.sentence import SentenceSpec, write_sentence_files
+from distilkit.models.static import load_static
 from tasks.tiny_tasks import SUBJECTS, base_encoder, one_thread, stsb_dir  # noqa: F401
 from tiny import tiny_config
 

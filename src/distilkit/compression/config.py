@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import shutil
+from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 from distilkit.errors import ConfigError
+from distilkit.io import read_json, write_json
 
 TARGETS = ("max_latency_ms", "min_speedup", "min_retention")
 LAYER_CHOICES = ("spread", "probe")
@@ -162,3 +165,40 @@ class CompressConfig:
             "cache_dir": self.cache_dir, "seed": self.seed, "eval_split": "selection",
         }  # fmt: skip
         return TaskDistillConfig(**{**flags, **settings})
+
+
+RESUME_INDEPENDENT = ("time_budget", "overwrite")  # flags a rerun may change and still continue the same search
+
+
+def latency_limit(config: CompressConfig, teacher_ms: float) -> float | None:
+    """The latency a candidate must be predicted under (ms); None for a retention target."""
+    if config.max_latency_ms is not None:
+        return config.max_latency_ms
+    if config.min_speedup is not None:
+        return teacher_ms / config.min_speedup
+    return None
+
+
+def start_or_resume(config: CompressConfig, out: Path, selection: tuple[float, int]) -> None:
+    """A new run writes OUT/compress.json; a rerun must match it (except the budget) and goes on from its files."""
+    from importlib.metadata import version
+
+    record_path = out / "compress.json"
+    flags = {k: v for k, v in asdict(config).items() if k not in RESUME_INDEPENDENT}
+    flags["exclude"] = list(flags["exclude"])
+    if config.overwrite and out.exists():
+        shutil.rmtree(out)
+    if record_path.is_file():
+        before = read_json(record_path)["flags"]
+        changed = sorted(k for k in flags if before.get(k) != flags[k])
+        if not changed:
+            return
+        if not (out / "work" / "cost.json").is_file():  # nothing timed or trained yet (e.g. a wrong --data): restart
+            shutil.rmtree(out)
+        else:
+            raise ConfigError(f"{out} holds a compress run with other settings ({', '.join(changed)}) — rerun "
+                              "with the same flags to continue, choose another --out, or pass --overwrite")  # fmt: skip
+    if out.is_dir() and any(out.iterdir()):
+        raise ConfigError(f"{out} is not empty and holds no compress run — choose another --out or pass --overwrite")
+    packages = {name: version(name) for name in ("distilkit", "torch", "transformers")}
+    write_json(record_path, {"flags": flags, "selection": list(selection), "versions": packages})

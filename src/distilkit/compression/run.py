@@ -13,13 +13,17 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from distilkit.compression.config import DEFAULT_SELECTION_FRACTION, EMBEDDING_TASK, CompressConfig
+from distilkit.compression.config import (
+    DEFAULT_SELECTION_FRACTION,
+    EMBEDDING_TASK,
+    CompressConfig,
+    latency_limit,
+    start_or_resume,
+)
 from distilkit.compression.cost import CostModel, fit_cost_model, linked_copy, parameters, teacher_shape
 from distilkit.compression.search import Search, candidate_shapes, pick, predicted_front
 from distilkit.errors import ConfigError
 from distilkit.io import atomic_dir, read_json, write_json
-
-RESUME_INDEPENDENT = ("time_budget", "overwrite")  # flags a rerun may change and still continue the same search
 
 
 @dataclass
@@ -113,15 +117,6 @@ def target_text(config: CompressConfig) -> str:
     return f"--{name.replace('_', '-')} {value:g}"
 
 
-def latency_limit(config: CompressConfig, teacher_ms: float) -> float | None:
-    """The latency a candidate must be predicted under (ms); None for a retention target."""
-    if config.max_latency_ms is not None:
-        return config.max_latency_ms
-    if config.min_speedup is not None:
-        return teacher_ms / config.min_speedup
-    return None
-
-
 def resolve_selection(config: CompressConfig) -> tuple[tuple[float, int], bool]:
     """((fraction, seed) of the selection split, whether the teacher trained on its examples): the teacher's own
     split by default (finetune --selection-fraction records it), so the teacher never saw what the search scores."""
@@ -130,31 +125,6 @@ def resolve_selection(config: CompressConfig) -> tuple[tuple[float, int], bool]:
     fraction = config.selection_fraction or recorded.get("fraction") or DEFAULT_SELECTION_FRACTION
     seed = config.selection_seed if config.selection_seed is not None else recorded.get("seed", 0)
     return (float(fraction), int(seed)), (recorded.get("fraction"), recorded.get("seed")) != (fraction, seed)
-
-
-def start_or_resume(config: CompressConfig, out: Path, selection: tuple[float, int]) -> None:
-    """A new run writes OUT/compress.json; a rerun must match it (except the budget) and goes on from its files."""
-    from importlib.metadata import version
-
-    record_path = out / "compress.json"
-    flags = {k: v for k, v in asdict(config).items() if k not in RESUME_INDEPENDENT}
-    flags["exclude"] = list(flags["exclude"])
-    if config.overwrite and out.exists():
-        shutil.rmtree(out)
-    if record_path.is_file():
-        before = read_json(record_path)["flags"]
-        changed = sorted(k for k in flags if before.get(k) != flags[k])
-        if not changed:
-            return
-        if not (out / "work" / "cost.json").is_file():  # nothing timed or trained yet (e.g. a wrong --data): restart
-            shutil.rmtree(out)
-        else:
-            raise ConfigError(f"{out} holds a compress run with other settings ({', '.join(changed)}) — rerun "
-                              "with the same flags to continue, choose another --out, or pass --overwrite")  # fmt: skip
-    if out.is_dir() and any(out.iterdir()):
-        raise ConfigError(f"{out} is not empty and holds no compress run — choose another --out or pass --overwrite")
-    packages = {name: version(name) for name in ("distilkit", "torch", "transformers")}
-    write_json(record_path, {"flags": flags, "selection": list(selection), "versions": packages})
 
 
 def cost_model(config: CompressConfig, teacher_config: Any, shapes: list, work: Path, emit) -> CostModel:

@@ -14,21 +14,20 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
 
-from distilkit.embeddings import SentenceModel, embedding_fidelity, encode_seconds, load_sentence_model
+from distilkit.compression.config import latency_limit, start_or_resume
+from distilkit.embeddings import embedding_fidelity, encode_seconds, load_sentence_model
 from distilkit.errors import ConfigError, DataError
 from distilkit.io import atomic_dir, read_json, write_json
-from distilkit.models.sentence import SentenceSpec, embed, pool
+from distilkit.models.sentence import SentenceModel, embed, pool
+from distilkit.models.static import STATIC_RECORD, StaticModule, is_static, load_static, token_bags
 
 UNUSED_TOKEN = re.compile(r"^\[unused\d+\]$")  # Model2Vec's token_remove_pattern: BERT's placeholder rows
 SIF_COEFFICIENT = 1e-4  # Model2Vec's sif_coefficient default (Arora et al. 2017 use 1e-3 to 1e-4)
-STATIC_RECORD = "distilkit_static.json"  # how the folder was built; also marks it as a distilkit static model
 MODULES = [
     {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.StaticEmbedding"},
     {"idx": 1, "name": "1", "path": "1_Normalize", "type": "sentence_transformers.models.Normalize"},
@@ -44,53 +43,6 @@ class StaticResult:
     explained_variance: float  # fraction of the token vectors' variance the PCA keeps
     tuning: dict[str, Any] | None  # loss terms before/after the tuning epochs, None when not tuned
     projection: Any  # the fitted sklearn PCA: maps the teacher's embeddings into the static model's space
-
-
-class StaticModule(nn.Module):
-    """The static model in PyTorch: the mean of a text's token rows, as sentence-transformers' StaticEmbedding."""
-
-    def __init__(self, table: torch.Tensor) -> None:
-        super().__init__()
-        self.embedding = nn.EmbeddingBag.from_pretrained(table, freeze=False, mode="mean")
-        self.config = SimpleNamespace(hidden_size=table.shape[1])  # what the embedding evaluation reads
-
-    def forward(self, input_ids: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
-        return self.embedding(input_ids, offsets)
-
-
-def token_bags(tokenizer, texts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
-    """(input_ids, offsets) of ``texts`` for an EmbeddingBag: no special tokens, no truncation (StaticEmbedding)."""
-    ids = [encoding.ids for encoding in tokenizer.encode_batch(list(texts), add_special_tokens=False)]
-    offsets = torch.from_numpy(np.cumsum([0] + [len(row) for row in ids[:-1]]))
-    return torch.tensor([i for row in ids for i in row], dtype=torch.long), offsets
-
-
-@dataclass
-class StaticSentenceModel(SentenceModel):
-    """A static folder loaded for sentence embeddings; ``max_len`` is ignored (a static model reads every token)."""
-
-    def encode(self, texts: Sequence[str], batch_size: int = 64, max_len: int | None = None) -> np.ndarray:
-        chunks = [np.zeros((0, self.model.config.hidden_size), np.float32)]
-        with torch.inference_mode():
-            for start in range(0, len(texts), batch_size):
-                pooled = self.model(*token_bags(self.tokenizer, texts[start : start + batch_size]))
-                chunks.append(embed(pooled, self.spec).float().numpy())
-        return np.concatenate(chunks)
-
-
-def is_static(path: str | Path) -> bool:
-    return (Path(path) / STATIC_RECORD).is_file()
-
-
-def load_static(path: str | Path) -> StaticSentenceModel:
-    from safetensors.torch import load_file
-    from tokenizers import Tokenizer
-
-    path = Path(path)
-    table = load_file(str(path / "model.safetensors"))["embedding.weight"]
-    tokenizer = Tokenizer.from_file(str(path / "tokenizer.json"))
-    tokenizer.no_padding()
-    return StaticSentenceModel(str(path), StaticModule(table).eval(), tokenizer, SentenceSpec(("mean",), True))
 
 
 def load_teacher(teacher: str | Path) -> SentenceModel:
@@ -273,8 +225,6 @@ def static_record(path: str | Path) -> dict:
 def compress_static(config, emit: Callable[[dict], None]) -> dict[str, Any]:
     """`compress --task embedding`: the static model of the teacher in OUT/model, scored on held-out corpus lines
     (fidelity) and, with --data, STS-B dev (Spearman retention); timed against the teacher. Returns front.json."""
-    from distilkit.compression.run import latency_limit, start_or_resume
-
     out = Path(config.out)
     teacher = load_teacher(config.teacher)
     lines = read_lines(config.corpus)

@@ -263,3 +263,16 @@ def encode(
     restored = np.empty_like(embeddings)
     restored[order] = embeddings
     return restored
+
+
+@dataclass
+class SentenceModel:
+    """A model folder loaded for sentence embeddings: the model, its tokenizer and its pooling recipe."""
+
+    path: str
+    model: nn.Module
+    tokenizer: object
+    spec: SentenceSpec
+
+    def encode(self, texts: Sequence[str], batch_size: int = 64, max_len: int | None = None) -> np.ndarray:
+        return encode(self.model, self.tokenizer, texts, batch_size=batch_size, max_len=max_len, spec=self.spec)

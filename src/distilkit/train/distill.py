@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -27,26 +26,16 @@ from distilkit.train.config import DistillConfig
 from distilkit.train.objective import EncoderWithHead, Objective, compute_terms
 from distilkit.train.records import FileLog
 from distilkit.train.setup import (
+    DistillResult,
     check_compatible,
+    finish,
     load_models,
     load_projection,
     prepare_out_dir,
     resolve_objective,
-    save_student,
 )
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class DistillResult:
-    out: Path
-    student_dir: Path
-    steps: int
-    skipped_steps: int
-    stopped_early: bool
-    final_loss: float | None
-    terms: list[str]
 
 
 def distill(config: DistillConfig, callback: Callable[[dict], None] | None = None) -> DistillResult:
@@ -101,27 +90,6 @@ def _distill(config: DistillConfig, runtime: Runtime, callback: Callable[[dict],
         records=log_file, emit=emit, resume_required=False,
     )  # fmt: skip
     return finish(config, runtime, emit, trained, student, objective, projection, list(objective.active_weights()))
-
-
-def finish(
-    config: DistillConfig, runtime: Runtime, emit: Callable[[dict], None], trained: loop.Trained, student: nn.Module,
-    objective: Objective, projection: nn.Linear | None, terms: list[str],
-) -> DistillResult:  # fmt: skip
-    """Save the final student (the main process) and describe the run."""
-    student_dir = Path(config.out) / "student"
-    if runtime.is_main:
-        save_student(student, config, student_dir, objective, projection)
-    runtime.barrier()
-    emit({"event": "done", "step": trained.steps, "student": str(student_dir)})
-    return DistillResult(
-        out=Path(config.out),
-        student_dir=student_dir,
-        steps=trained.steps,
-        skipped_steps=trained.skipped_steps,
-        stopped_early=trained.stopped_early,
-        final_loss=trained.last_record["loss"] if trained.last_record else None,
-        terms=terms,
-    )
 
 
 class DistillRecipe:

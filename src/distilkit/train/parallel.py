@@ -33,10 +33,16 @@ from distilkit.models.teacher import hidden_size, load_tokenizer, max_positions,
 from distilkit.runtime import Runtime, seed_everything
 from distilkit.train import loop
 from distilkit.train.config import DistillConfig
-from distilkit.train.distill import DistillResult, finish
 from distilkit.train.objective import EncoderWithHead, Objective, compute_terms
 from distilkit.train.records import FileLog
-from distilkit.train.setup import load_models, load_projection, prepare_out_dir, resolve_objective
+from distilkit.train.setup import (
+    DistillResult,
+    finish,
+    load_models,
+    load_projection,
+    prepare_out_dir,
+    resolve_objective,
+)
 
 log = logging.getLogger(__name__)
 

@@ -6,7 +6,8 @@ import logging
 import math
 import platform
 import shutil
-from dataclasses import asdict
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +28,8 @@ from distilkit.models.teacher import (
     num_layers,
     resolve_model_path,
 )
+from distilkit.runtime import Runtime
+from distilkit.train.loop import Trained
 from distilkit.train.objective import Objective, attention_heads, parse_layer_pairs
 
 if TYPE_CHECKING:
@@ -248,3 +251,35 @@ def save_student(
             from safetensors.torch import save_file
 
             save_file({"weight": projection.weight.detach().cpu().contiguous()}, str(tmp / PROJECTION_FILE))
+
+
+@dataclass
+class DistillResult:
+    out: Path
+    student_dir: Path
+    steps: int
+    skipped_steps: int
+    stopped_early: bool
+    final_loss: float | None
+    terms: list[str]
+
+
+def finish(
+    config: DistillConfig, runtime: Runtime, emit: Callable[[dict], None], trained: Trained, student: nn.Module,
+    objective: Objective, projection: nn.Linear | None, terms: list[str],
+) -> DistillResult:  # fmt: skip
+    """Save the final student (the main process) and describe the run."""
+    student_dir = Path(config.out) / "student"
+    if runtime.is_main:
+        save_student(student, config, student_dir, objective, projection)
+    runtime.barrier()
+    emit({"event": "done", "step": trained.steps, "student": str(student_dir)})
+    return DistillResult(
+        out=Path(config.out),
+        student_dir=student_dir,
+        steps=trained.steps,
+        skipped_steps=trained.skipped_steps,
+        stopped_early=trained.stopped_early,
+        final_loss=trained.last_record["loss"] if trained.last_record else None,
+        terms=terms,
+    )
