@@ -4,6 +4,7 @@ teacher is near it; and the selection split carved from train, recorded, and sco
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,7 +19,7 @@ from distilkit.tasks.readers.ner import NerSentence
 from distilkit.tasks.readers.splits import carve_selection, read_examples, read_split
 from distilkit.tasks.registry import task_spec
 from distilkit.train.finetune import FinetuneConfig, finetune
-from tasks.tiny_tasks import FAST, base_encoder, one_thread, squad_dir, sst2_dir  # noqa: F401
+from tasks.tiny_tasks import FAST, base_encoder, conll_dir, one_thread, squad_dir, sst2_dir  # noqa: F401
 
 
 def data_of(task: str, examples: list, labels: tuple[str, ...] = ()) -> TaskData:
@@ -84,6 +85,26 @@ def test_finetune_on_the_selection_split_records_it_and_evaluate_rescores_it(tmp
     assert again["model"]["main_score"] == pytest.approx(result.main_score)
     assert again["baseline"]["predictor"].startswith("majority class")
     assert np.isclose(info["learning_curve"][-1]["main_score"], result.main_score)
+
+
+def test_a_tag_seen_only_in_the_selection_split_is_in_the_label_list(tmp_path):
+    """The tag vocabulary comes from the whole training file: a rare tag the carve puts in the selection split alone
+    (CoNLL-2003 chunking's I-INTJ) is still a label, so the selection split scores instead of failing."""
+    folder = Path(conll_dir(tmp_path, n=20))
+    examples = read_examples(task_spec("chunk"), folder, "train")
+    _, held = carve_selection(examples, 0.25, 0)
+    rare = examples.index(held[0])  # the first sentence held out gets the file's only INTJ
+    blocks = (folder / "train.txt").read_text(encoding="utf-8").split("\n\n")
+    sentence = blocks[rare + 1].splitlines()  # block 0 is the -DOCSTART- line
+    sentence[1:3] = ["sat VBD I-INTJ O", "in IN I-INTJ O"]  # a two-word chunk: B-INTJ I-INTJ once read as IOB2
+    blocks[rare + 1] = "\n".join(sentence)
+    (folder / "train.txt").write_text("\n\n".join(blocks), encoding="utf-8")
+    encoder = base_encoder(tmp_path / "enc")
+    config = FinetuneConfig(model=encoder, task="chunk", data=str(folder), out=str(tmp_path / "m"),
+                            selection_fraction=0.25, eval_split="selection", **FAST)  # fmt: skip
+    finetune(config)
+    info = json.loads((tmp_path / "m" / "distilkit_task.json").read_text())
+    assert {"B-INTJ", "I-INTJ"} <= set(info["labels"])
 
 
 def test_selection_flags_are_checked_before_any_work(tmp_path):

@@ -184,8 +184,9 @@ def prepare_data(
         return prepare_own_data(config, own, tokenizer, labels, keep_text)
     selection = config.selection
     train_examples = read_split(config.spec, config.data, "train", heldout, selection)
-    if config.spec.labels_from_data and labels is None:
-        labels = build_label_list(train_examples)
+    if config.spec.labels_from_data and labels is None:  # the whole training file's tags: a rare tag may fall in
+        whole = read_split(config.spec, config.data, "train", heldout, None) if selection else train_examples
+        labels = build_label_list(whole)  # the selection split alone (CoNLL chunking's I-INTJ)
     spec = config.spec.with_labels(labels)
     max_len = config.resolved_max_len(spec)
     train_examples = subsample(train_examples, config.max_train_samples, config.seed)
