@@ -10,18 +10,16 @@ import json
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
-from distilkit.cli import app
 from distilkit.errors import ConfigError
 from distilkit.evaluation import EvaluateConfig, evaluate
 from distilkit.io import read_json
 from distilkit.tasks.readers.splits import read_examples
 from distilkit.tasks.registry import task_spec
 from distilkit.train.finetune import FinetuneConfig, finetune
+from tasks.test_own_data import assert_one_line_error, invoke
 from tasks.tiny_tasks import FAST, base_encoder, conll_dir, one_thread  # noqa: F401 (one_thread: autouse fixture)
 
-runner = CliRunner()
 TINY = ["--max-len", "32", "--batch-size", "8", "--max-steps", "1"]
 POS_TAGS = ["NNP", "VBD", "IN", "NNP", "."]
 
@@ -37,18 +35,6 @@ def pos_model(tmp_path_factory, encoder) -> tuple[Path, str, object]:
     data = conll_dir(root)
     result = finetune(FinetuneConfig(model=encoder, task="pos", data=data, out=str(root / "m"), max_steps=2, **FAST))
     return root / "m", data, result
-
-
-def invoke(*args):
-    return runner.invoke(app, [str(arg) for arg in args])
-
-
-def assert_one_line_error(result, *fragments: str) -> None:
-    assert result.exit_code == 2, result.output
-    lines = [line for line in result.output.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error:"), result.output
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
 
 
 def test_pos_and_chunk_read_their_columns(tmp_path):
