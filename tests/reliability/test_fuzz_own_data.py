@@ -191,7 +191,8 @@ def test_well_formed_token_files_encode_their_tags(tmp_path_factory, task_tokeni
     source = tmp_path_factory.mktemp("own") / "train.jsonl"
     lines = [json.dumps({"tokens": [w for w, _ in s], "tags": [t for _, t in s]}) for s in sentences]
     source.write_text("\n".join(lines), encoding="utf-8")
-    tags = ["O", *sorted({t for s in sentences for _, t in s} - {"O"})]
+    seen = {t for s in sentences for _, t in s} - {"O"}
+    tags = ["O", *sorted(seen | {f"{prefix}-{t[2:]}" for t in seen for prefix in "BI"})]  # each type completed
     for discover in (False, True):
         encoded = _encode("token-classification", OwnData(train=str(source)), task_tokenizer, discover)
         assert list(encoded.spec.labels) == tags

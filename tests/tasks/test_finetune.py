@@ -103,7 +103,7 @@ def test_ner_round_trip_iob2_labels_and_word_level_predictions(tmp_path, encoder
                                      **FAST))  # fmt: skip
     assert set(result.metrics) == {"precision", "recall", "f1"}
     model = AutoModelForTokenClassification.from_pretrained(tmp_path / "m")
-    assert list(model.config.id2label.values()) == ["O", "B-LOC", "B-PER"]  # IOB1 file, IOB2 labels
+    assert list(model.config.id2label.values()) == ["O", "B-LOC", "B-PER", "I-LOC", "I-PER"]  # IOB1 file, IOB2 labels
     blocks = (tmp_path / "m" / "predictions_dev.tsv").read_text().split("\n\n")
     assert blocks[0].splitlines()[1].split("\t")[:2] == ["ahab", "B-PER"] and len(blocks) == 24
     evaluated = evaluate(EvaluateConfig(model=str(tmp_path / "m"), task="ner", data=data, split="test"))

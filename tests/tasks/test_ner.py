@@ -67,7 +67,18 @@ def test_any_tag_column_is_read_and_empty_and_missing_files_fail(tmp_path):
 
 def test_label_list_is_o_first_then_sorted(tmp_path):
     sentences = read_conll(write(tmp_path, CONLL))
-    assert build_label_list(sentences) == ["O", "I-LOC", "I-MISC", "I-ORG", "I-PER"]
+    types = ["LOC", "MISC", "ORG", "PER"]  # each span type completed with the scheme's prefixes
+    assert build_label_list(sentences) == ["O"] + [f"B-{t}" for t in types] + [f"I-{t}" for t in types]
+
+
+def test_label_list_completes_each_span_type_with_its_schemes_prefixes():
+    """A chunk shape the training split lacks (a two-word PRT chunk: I-PRT only in dev) is still a label."""
+    iob2 = [NerSentence(("up",), ("B-PRT",)), NerSentence(("a", "b"), ("B-NP", "I-NP"))]
+    assert build_label_list(iob2) == ["B-NP", "B-PRT", "I-NP", "I-PRT"]
+    bioes = [NerSentence(("x", "y"), ("S-PER", "O"))]
+    assert build_label_list(bioes) == ["O", "B-PER", "E-PER", "I-PER", "S-PER"]
+    plain = [NerSentence(("the", "cat"), ("DT", "NN")), NerSentence(("(",), ("-LRB-",))]
+    assert build_label_list(plain) == ["-LRB-", "DT", "NN"]
 
 
 def test_to_iob2():

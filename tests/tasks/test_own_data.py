@@ -148,7 +148,7 @@ def test_training_labels_are_found_while_encoding_in_one_pass(tmp_path, task_tok
     tags = ner_rows(6)
     ner_own = OwnData(train=write_rows(tmp_path / "ner.jsonl", tags))
     ner_found = encode_split(task_spec("token-classification"), ner_own, "train", task_tokenizer, 32)
-    assert ner_found.spec.labels == ("O", "B-LOC", "B-PER")
+    assert ner_found.spec.labels == ("O", "B-LOC", "B-PER", "I-LOC", "I-PER")
     ner_known = encode_split(ner_found.spec, ner_own, "train", task_tokenizer, 32)
     assert ner_found.fingerprint() == ner_known.fingerprint()
 
@@ -179,7 +179,8 @@ def test_token_classification_from_jsonl_and_conll_columns(tmp_path, task_tokeni
     jsonl = OwnData(train=write_rows(tmp_path / "train.jsonl", rows), dev=write_rows(tmp_path / "dev.jsonl", rows))
     conll = OwnData(train=conll_file(tmp_path / "train.conll", rows), dev=conll_file(tmp_path / "dev.txt", rows))
     spec = task_spec("token-classification").with_labels(discover_labels(jsonl, task_spec("ner")))
-    assert spec.labels == ("O", "B-LOC", "B-PER") and discover_labels(conll, spec) == list(spec.labels)
+    assert spec.labels == ("O", "B-LOC", "B-PER", "I-LOC", "I-PER")
+    assert discover_labels(conll, spec) == list(spec.labels)
     from_jsonl = encode_split(spec, jsonl, "dev", task_tokenizer, 32, train=False)
     from_conll = encode_split(spec, conll, "dev", task_tokenizer, 32, train=False)
     assert from_jsonl.examples == from_conll.examples and from_jsonl.fingerprint() == from_conll.fingerprint()
@@ -246,7 +247,13 @@ def test_finetune_each_problem_type(tmp_path, encoder, task):
     expected = {"regression": {"pearson", "spearman", "mse"}, "qa": {"exact_match", "f1"}}
     assert set(info["metrics"]) == expected.get(task, {"precision", "recall", "f1"})
     if task == "token-classification":
-        assert read_json(tmp_path / "m" / "config.json")["id2label"] == {"0": "O", "1": "B-LOC", "2": "B-PER"}
+        assert read_json(tmp_path / "m" / "config.json")["id2label"] == {
+            "0": "O",
+            "1": "B-LOC",
+            "2": "B-PER",
+            "3": "I-LOC",
+            "4": "I-PER",
+        }
     result = invoke("evaluate", "--model", tmp_path / "m", "--task", task, "--dev", dev)
     assert result.exit_code == 0, result.output
 

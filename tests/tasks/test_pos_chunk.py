@@ -106,7 +106,7 @@ def test_own_conll_file_tag_column_index(tmp_path, encoder):
     result = invoke(*base, "--out", tmp_path / "ner")  # default: the last column, IOB1 detected
     assert result.exit_code == 0, result.output
     info = read_json(tmp_path / "ner" / "distilkit_task.json")
-    assert info["tag_scheme"] == "iob1" and info["labels"] == ["O", "I-LOC", "I-PER"]
+    assert info["tag_scheme"] == "iob1" and info["labels"] == ["O", "B-LOC", "B-PER", "I-LOC", "I-PER"]
     # evaluate reads the same column of an own file and scores it as the model was trained
     evaluated = invoke("evaluate", "--model", tmp_path / "pos", "--task", "token-classification", "--dev", train,
                        "--tag-column", "1", "--out", tmp_path / "e")  # fmt: skip

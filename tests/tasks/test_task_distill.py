@@ -140,7 +140,8 @@ def test_regression_soft_term_is_mse_to_the_teacher_score(tmp_path, tiny):
 def test_qa_and_ner_distil_with_hidden_state_matching(tmp_path, tiny):
     result = distil(tiny, tmp_path / "n", task="conll2003", alpha_hidden=1.0, layer_map="1:2")
     info = read_json(tmp_path / "n" / "distilkit_task.json")
-    assert info["distillation"]["hidden_pairs"] == [[1, 2]] and info["labels"] == ["O", "B-LOC", "B-PER"]
+    assert info["distillation"]["hidden_pairs"] == [[1, 2]]
+    assert info["labels"] == ["O", "B-LOC", "B-PER", "I-LOC", "I-PER"]
     assert set(result.metrics) == {"precision", "recall", "f1"}
     squad = squad_dir(tiny["root"])
     fast = {**FAST, "max_len": 48, "stride": 16, "squad_dev_fraction": 0.4}

@@ -84,8 +84,13 @@ def check_tag_column(path: Path, line_number: int, column_count: int, tag_column
 
 def build_label_list(sentences: Iterable[NerSentence]) -> list[str]:
     """The tag vocabulary in a stable order: "O" first (id 0) when it is a tag, then the other tags sorted. Build
-    it from the training split and reuse it for every other split."""
+    it from the training split and reuse it for every other split. Span tags are completed per type: every type
+    seen gets each prefix its scheme has (B-/I-, and E-/S- for BIOES), so a chunk shape the training split lacks
+    (CoNLL-2003 chunking: two-word PRT chunks, I-PRT, only in dev and test) is still a label."""
     tags = {tag for sentence in sentences for tag in sentence.tags}
+    spans = {tag for tag in tags if len(tag) > 2 and tag[1] == "-" and tag[0] in "BIES"}
+    prefixes = "BIES" if any(tag[0] in "ES" for tag in spans) else "BI"
+    tags |= {f"{prefix}-{tag[2:]}" for tag in spans for prefix in prefixes}
     return ["O"] * ("O" in tags) + sorted(tags - {"O"})
 
 
